@@ -1,0 +1,3 @@
+module github.com/leadpipe/leadpipe/ingest
+
+go 1.26.8
