@@ -33,6 +33,9 @@ require (
 	github.com/googleapis/gax-go/v2 v2.27.0 // indirect
 	github.com/gorilla/handlers v1.5.2 // indirect
 	github.com/gorilla/mux v1.8.1 // indirect
+	github.com/leadpipe/leadpipe/ingest v0.0.0
+	github.com/leadpipe/leadpipe/processor v0.0.0
+	github.com/leadpipe/leadpipe/replayer v0.0.0
 	github.com/pkg/xattr v0.4.12 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
 	github.com/sethvargo/go-envconfig v1.4.3 // indirect
@@ -62,3 +65,11 @@ require (
 	google.golang.org/grpc v1.84.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/leadpipe/leadpipe/common => ../common
+
+replace github.com/leadpipe/leadpipe/ingest => ../ingest
+
+replace github.com/leadpipe/leadpipe/processor => ../processor
+
+replace github.com/leadpipe/leadpipe/replayer => ../replayer
