@@ -1,0 +1,125 @@
+// Package pushmsg holds the Pub/Sub push envelope and the message attributes of the pipeline.
+package pushmsg
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Message attributes set on every normalized event published to `leads` (and `leads-dlq`).
+const (
+	AttrIdempotencyKey = "idempotency_key"
+	AttrEventID        = "event_id"
+	AttrSource         = "source"
+	AttrEventType      = "event_type"
+	AttrSchemaVersion  = "schema_version"
+	AttrMappingVersion = "mapping_version"
+	AttrCorrelationID  = "correlation_id"
+	AttrTraceparent    = "traceparent"
+	AttrReplayID       = "replay_id"
+)
+
+// Attributes the processor (and ingest, for unusable payloads) adds when it quarantines an
+// event to `leads-dlq`.
+const (
+	AttrFailureClass    = "failure_class"
+	AttrErrorMessage    = "error_message"
+	AttrAttemptCount    = "attempt_count"
+	AttrFirstReceivedAt = "first_received_at"
+	AttrLastAttemptAt   = "last_attempt_at"
+	// AttrQuarantinedBy names who quarantined: "processor" or "ingest".
+	AttrQuarantinedBy = "quarantined_by"
+)
+
+// Attributes real Pub/Sub adds when it dead-letters a message.
+const (
+	AttrDLSourceDeliveryCount       = "CloudPubSubDeadLetterSourceDeliveryCount"
+	AttrDLSourceSubscription        = "CloudPubSubDeadLetterSourceSubscription"
+	AttrDLSourceSubscriptionProject = "CloudPubSubDeadLetterSourceSubscriptionProject"
+	AttrDLSourceTopicPublishTime    = "CloudPubSubDeadLetterSourceTopicPublishTime"
+)
+
+// Envelope is the JSON body Pub/Sub POSTs to a push endpoint.
+type Envelope struct {
+	Message      Message `json:"message"`
+	Subscription string  `json:"subscription"`
+	// DeliveryAttempt is present only when the subscription has a dead-letter policy, and is
+	// approximate: treat it as a hint.
+	DeliveryAttempt *int `json:"deliveryAttempt,omitempty"`
+}
+
+// Message is the pushed message. Pub/Sub sends both messageId and message_id (and both
+// publishTime spellings); either is accepted.
+type Message struct {
+	Data        []byte            `json:"data,omitempty"`
+	Attributes  map[string]string `json:"attributes,omitempty"`
+	MessageID   string            `json:"messageId,omitempty"`
+	PublishTime time.Time         `json:"publishTime,omitzero"`
+	OrderingKey string            `json:"orderingKey,omitempty"`
+}
+
+// UnmarshalJSON accepts both spellings of the id and the publish time.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Data         []byte            `json:"data"`
+		Attributes   map[string]string `json:"attributes"`
+		MessageID    string            `json:"messageId"`
+		MessageID2   string            `json:"message_id"`
+		PublishTime  string            `json:"publishTime"`
+		PublishTime2 string            `json:"publish_time"`
+		OrderingKey  string            `json:"orderingKey"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*m = Message{Data: raw.Data, Attributes: raw.Attributes, MessageID: raw.MessageID, OrderingKey: raw.OrderingKey}
+	if m.MessageID == "" {
+		m.MessageID = raw.MessageID2
+	}
+	pt := raw.PublishTime
+	if pt == "" {
+		pt = raw.PublishTime2
+	}
+	if pt != "" {
+		t, err := time.Parse(time.RFC3339Nano, pt)
+		if err != nil {
+			return fmt.Errorf("publishTime: %w", err)
+		}
+		m.PublishTime = t
+	}
+	return nil
+}
+
+// ErrMalformed means the body is not a usable push envelope. Push handlers ack it (retrying
+// cannot fix it) and record it.
+var ErrMalformed = errors.New("malformed push envelope")
+
+// Decode reads a push envelope from r (at most limit bytes) and checks it has a message id.
+func Decode(r io.Reader, limit int64) (*Envelope, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read: %v", ErrMalformed, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrMalformed, limit)
+	}
+	var env Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if env.Message.MessageID == "" {
+		return nil, fmt.Errorf("%w: no message id", ErrMalformed)
+	}
+	return &env, nil
+}
+
+// Attempt returns the delivery attempt hint, or 0 when absent.
+func (e *Envelope) Attempt() int {
+	if e.DeliveryAttempt == nil {
+		return 0
+	}
+	return *e.DeliveryAttempt
+}

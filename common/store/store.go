@@ -1,0 +1,246 @@
+// Package store is the pipeline's Firestore store: event documents (the normalized event, its
+// idempotency record, its outbox and processing state), their attempt history, DLQ records,
+// the audit log and replay jobs.
+//
+// Layout (document ids are event.DocID(idempotency_key): hashes, never personal data):
+//
+//	events/{doc_id}                    EventDoc
+//	events/{doc_id}/attempts/{nnnnnn}  Attempt
+//	dlq/{doc_id}                       DLQRecord (one per event)
+//	audit/{auto_id}                    AuditEntry
+//	replay_jobs/{job_id}               ReplayJob
+//
+// The Store is safe for concurrent use; methods take a context first and do I/O.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/leadpipe/leadpipe/common/event"
+	"github.com/leadpipe/leadpipe/common/failure"
+)
+
+// Collection names.
+const (
+	CollEvents     = "events"
+	CollAttempts   = "attempts"
+	CollDLQ        = "dlq"
+	CollAudit      = "audit"
+	CollReplayJobs = "replay_jobs"
+)
+
+// Sentinel outcomes. Callers test them with errors.Is.
+var (
+	// ErrDuplicate: an event with this idempotency key already exists.
+	ErrDuplicate = errors.New("duplicate idempotency key")
+	// ErrNotFound: no such document.
+	ErrNotFound = errors.New("not found")
+	// ErrFenceSuperseded: a newer claim holds the event; the caller's result is not written.
+	ErrFenceSuperseded = errors.New("fence superseded")
+)
+
+// Store wraps a Firestore client.
+type Store struct {
+	fs  *firestore.Client
+	now func() time.Time
+}
+
+// New returns a Store on client.
+func New(client *firestore.Client) *Store {
+	return &Store{fs: client, now: time.Now}
+}
+
+// Client exposes the Firestore client for packages that run their own transactions over the
+// store's documents (the processor's claim).
+func (s *Store) Client() *firestore.Client { return s.fs }
+
+// Now is the store's clock (UTC).
+func (s *Store) Now() time.Time { return s.now().UTC() }
+
+// SetClock replaces the clock; for tests.
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// EventRef returns the event document reference for a document id.
+func (s *Store) EventRef(docID string) *firestore.DocumentRef {
+	return s.fs.Collection(CollEvents).Doc(docID)
+}
+
+// DocPath is the normalized_event_ref written into events: "events/{doc_id}".
+func DocPath(docID string) string { return CollEvents + "/" + docID }
+
+// CreateEvent creates the event document if no document has its idempotency key. It returns
+// ErrDuplicate when one does. doc.DocID is derived from the key when empty.
+func (s *Store) CreateEvent(ctx context.Context, doc *EventDoc) error {
+	if doc.DocID == "" {
+		doc.DocID = event.DocID(doc.IdempotencyKey)
+	}
+	now := s.Now()
+	if doc.CreatedAt.IsZero() {
+		doc.CreatedAt = now
+	}
+	doc.UpdatedAt = now
+	if doc.State == "" {
+		doc.State = StateReceived
+	}
+	_, err := s.EventRef(doc.DocID).Create(ctx, doc)
+	if status.Code(err) == codes.AlreadyExists {
+		return fmt.Errorf("create event %s: %w", doc.DocID, ErrDuplicate)
+	}
+	if err != nil {
+		return fmt.Errorf("create event %s: %w", doc.DocID, Classify(err))
+	}
+	return nil
+}
+
+// GetEvent reads an event document by document id.
+func (s *Store) GetEvent(ctx context.Context, docID string) (*EventDoc, error) {
+	snap, err := s.EventRef(docID).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return nil, fmt.Errorf("get event %s: %w", docID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get event %s: %w", docID, Classify(err))
+	}
+	return decodeEvent(snap)
+}
+
+// FindEvent looks an event up by idempotency key, document id or event id.
+func (s *Store) FindEvent(ctx context.Context, key string) (*EventDoc, error) {
+	for _, id := range []string{event.DocID(key), key} {
+		if len(id) != 64 {
+			continue
+		}
+		d, err := s.GetEvent(ctx, id)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	it := s.fs.Collection(CollEvents).Where("event_id", "==", key).Limit(1).Documents(ctx)
+	defer it.Stop()
+	snaps, err := it.GetAll()
+	if err != nil {
+		return nil, fmt.Errorf("find event: %w", Classify(err))
+	}
+	if len(snaps) == 0 {
+		return nil, fmt.Errorf("find event: %w", ErrNotFound)
+	}
+	return decodeEvent(snaps[0])
+}
+
+// MarkPublished records that the event reached the leads topic and takes it out of the outbox.
+func (s *Store) MarkPublished(ctx context.Context, docID, messageID string) error {
+	now := s.Now()
+	_, err := s.EventRef(docID).Update(ctx, []firestore.Update{
+		{Path: "outbox_due_at", Value: firestore.Delete},
+		{Path: "published_at", Value: now},
+		{Path: "publish_message_id", Value: messageID},
+		{Path: "updated_at", Value: now},
+	})
+	if err != nil {
+		return fmt.Errorf("mark published %s: %w", docID, Classify(err))
+	}
+	return nil
+}
+
+// DueForPublish returns up to limit events still in the outbox whose due time has passed,
+// oldest first.
+func (s *Store) DueForPublish(ctx context.Context, limit int) ([]*EventDoc, error) {
+	it := s.fs.Collection(CollEvents).
+		Where("outbox_due_at", "<=", s.Now()).
+		OrderBy("outbox_due_at", firestore.Asc).
+		Limit(limit).Documents(ctx)
+	defer it.Stop()
+	snaps, err := it.GetAll()
+	if err != nil {
+		return nil, fmt.Errorf("outbox query: %w", Classify(err))
+	}
+	out := make([]*EventDoc, 0, len(snaps))
+	for _, sn := range snaps {
+		d, err := decodeEvent(sn)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// AddAttempt appends an attempt entry to the event's history. Attempt numbers are unique per
+// event, so a retried write of the same attempt overwrites itself rather than duplicating.
+func (s *Store) AddAttempt(ctx context.Context, docID string, a Attempt) error {
+	id := fmt.Sprintf("%06d", a.Number)
+	if _, err := s.EventRef(docID).Collection(CollAttempts).Doc(id).Set(ctx, a); err != nil {
+		return fmt.Errorf("add attempt %s/%s: %w", docID, id, Classify(err))
+	}
+	return nil
+}
+
+// Attempts returns the event's attempt history in order.
+func (s *Store) Attempts(ctx context.Context, docID string) ([]Attempt, error) {
+	it := s.EventRef(docID).Collection(CollAttempts).OrderBy("number", firestore.Asc).Documents(ctx)
+	defer it.Stop()
+	snaps, err := it.GetAll()
+	if err != nil {
+		return nil, fmt.Errorf("attempts %s: %w", docID, Classify(err))
+	}
+	out := make([]Attempt, 0, len(snaps))
+	for _, sn := range snaps {
+		var a Attempt
+		if err := sn.DataTo(&a); err != nil {
+			return nil, fmt.Errorf("decode attempt %s: %w", sn.Ref.Path, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func decodeEvent(snap *firestore.DocumentSnapshot) (*EventDoc, error) {
+	var d EventDoc
+	if err := snap.DataTo(&d); err != nil {
+		return nil, fmt.Errorf("decode event %s: %w", snap.Ref.ID, err)
+	}
+	d.DocID = snap.Ref.ID
+	d.UpdateTime = snap.UpdateTime
+	return &d, nil
+}
+
+// Classify maps a Firestore error to a failure class: Unavailable, DeadlineExceeded,
+// ResourceExhausted, Aborted and Internal are retryable; PermissionDenied and Unauthenticated
+// are auth; InvalidArgument and FailedPrecondition are permanent. Unknown errors are retryable.
+// The original error stays in the chain.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := failure.ClassOf(err); ok {
+		return err
+	}
+	code := status.Code(err)
+	var c failure.Class
+	switch code {
+	case codes.PermissionDenied, codes.Unauthenticated:
+		c = failure.Auth
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		c = failure.Permanent
+	case codes.AlreadyExists:
+		c = failure.Conflict
+	case codes.Canceled:
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		c = failure.Retryable
+	default:
+		c = failure.Retryable
+	}
+	return &failure.Error{Class: c, Code: int(code), Message: "firestore " + code.String(), Err: err}
+}

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"time"
+
+	"github.com/leadpipe/leadpipe/common/event"
+)
+
+// State is an event's processing state.
+//
+//	received -> processing -> succeeded
+//	processing -> failed -> processing (retry)
+//	any non-terminal -> quarantined (DLQ)
+//	quarantined -> received only through a replay
+//	discarded is terminal
+type State string
+
+// Event states.
+const (
+	StateReceived    State = "received"
+	StateProcessing  State = "processing"
+	StateSucceeded   State = "succeeded"
+	StateFailed      State = "failed"
+	StateQuarantined State = "quarantined"
+	StateDiscarded   State = "discarded"
+)
+
+// Terminal reports whether no delivery can move the event on (only a replay can, from
+// quarantined).
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateQuarantined || s == StateDiscarded
+}
+
+// EventDoc is the Firestore event document: the normalized event plus its idempotency record,
+// outbox state, processing lease and result.
+type EventDoc struct {
+	DocID      string    `firestore:"-"`
+	UpdateTime time.Time `firestore:"-"`
+
+	IdempotencyKey string      `firestore:"idempotency_key"`
+	EventID        string      `firestore:"event_id"`
+	Source         string      `firestore:"source"`
+	EventType      string      `firestore:"event_type"`
+	CorrelationID  string      `firestore:"correlation_id,omitempty"`
+	MappingVersion string      `firestore:"mapping_version,omitempty"`
+	Event          event.Event `firestore:"event"`
+	RawRef         string      `firestore:"raw_ref,omitempty"`
+	State          State       `firestore:"state"`
+	CreatedAt      time.Time   `firestore:"created_at"`
+	UpdatedAt      time.Time   `firestore:"updated_at"`
+
+	// Outbox: OutboxDueAt is set while the event is not yet published and removed when it is.
+	OutboxDueAt      *time.Time `firestore:"outbox_due_at,omitempty"`
+	PublishedAt      time.Time  `firestore:"published_at,omitempty"`
+	PublishMessageID string     `firestore:"publish_message_id,omitempty"`
+
+	// Processing: the lease guards "processing"; Fence increases with every claim; Attempts is
+	// the processor's own, authoritative attempt counter.
+	LeaseOwner     string    `firestore:"lease_owner,omitempty"`
+	LeaseExpiresAt time.Time `firestore:"lease_expires_at,omitempty"`
+	Fence          int64     `firestore:"fence"`
+	Attempts       int       `firestore:"attempts"`
+	FirstAttemptAt time.Time `firestore:"first_attempt_at,omitempty"`
+	LastAttemptAt  time.Time `firestore:"last_attempt_at,omitempty"`
+
+	// Result of the successful CRM write.
+	CRMRecordID   string    `firestore:"crm_record_id,omitempty"`
+	CRMRequestID  string    `firestore:"crm_request_id,omitempty"`
+	CRMStatusCode int       `firestore:"crm_status_code,omitempty"`
+	CompletedAt   time.Time `firestore:"completed_at,omitempty"`
+	DurationMS    int64     `firestore:"duration_ms,omitempty"`
+	ResultFence   int64     `firestore:"result_fence,omitempty"`
+
+	// Failure: the last classified failure; set with state failed or quarantined.
+	FailureClass  string    `firestore:"failure_class,omitempty"`
+	ErrorMessage  string    `firestore:"error_message,omitempty"`
+	QuarantinedAt time.Time `firestore:"quarantined_at,omitempty"`
+	QuarantinedBy string    `firestore:"quarantined_by,omitempty"`
+
+	// Replays.
+	ReplayCount  int    `firestore:"replay_count,omitempty"`
+	LastReplayID string `firestore:"last_replay_id,omitempty"`
+}
+
+// Attempt is one processing attempt, kept as an audit entry under the event.
+type Attempt struct {
+	Number     int       `firestore:"number" json:"number"`
+	Fence      int64     `firestore:"fence" json:"fence"`
+	Owner      string    `firestore:"owner" json:"owner"`
+	MessageID  string    `firestore:"message_id,omitempty" json:"message_id,omitempty"`
+	Delivery   int       `firestore:"delivery_attempt,omitempty" json:"delivery_attempt,omitempty"`
+	ReplayID   string    `firestore:"replay_id,omitempty" json:"replay_id,omitempty"`
+	Outcome    string    `firestore:"outcome" json:"outcome"` // succeeded, failed, quarantined, superseded
+	Class      string    `firestore:"class,omitempty" json:"class,omitempty"`
+	Code       int       `firestore:"code,omitempty" json:"code,omitempty"`
+	Message    string    `firestore:"message,omitempty" json:"message,omitempty"`
+	Tries      int       `firestore:"tries,omitempty" json:"tries,omitempty"` // CRM calls made within the attempt
+	StartedAt  time.Time `firestore:"started_at" json:"started_at"`
+	FinishedAt time.Time `firestore:"finished_at" json:"finished_at"`
+}
+
+// DLQ record statuses.
+const (
+	DLQOpen      = "open"
+	DLQReplayed  = "replayed"
+	DLQDiscarded = "discarded"
+	DLQResolved  = "resolved"
+)
+
+// DLQRecord is one dead-lettered event, however many times it was dead-lettered.
+type DLQRecord struct {
+	ID              string    `firestore:"-" json:"id"` // = event doc id
+	IdempotencyKey  string    `firestore:"idempotency_key" json:"idempotency_key"`
+	EventID         string    `firestore:"event_id" json:"event_id"`
+	Source          string    `firestore:"source" json:"source"`
+	EventType       string    `firestore:"event_type" json:"event_type"`
+	FirstReceivedAt time.Time `firestore:"first_received_at" json:"first_received_at"`
+	LastAttemptAt   time.Time `firestore:"last_attempt_at,omitempty" json:"last_attempt_at,omitzero"`
+	AttemptCount    int       `firestore:"attempt_count" json:"attempt_count"`
+	FailureClass    string    `firestore:"failure_class" json:"failure_class"`
+	ErrorMessage    string    `firestore:"error_message" json:"error_message"`
+	// ReasonSource says where the reason came from: processor, ingest, pubsub, event.
+	ReasonSource string `firestore:"reason_source" json:"reason_source"`
+	// DeadLetterCount counts how many dead-letter messages arrived for this event.
+	DeadLetterCount    int       `firestore:"dead_letter_count" json:"dead_letter_count"`
+	LastDeadLetteredAt time.Time `firestore:"last_dead_lettered_at" json:"last_dead_lettered_at"`
+	NormalizedEventRef string    `firestore:"normalized_event_ref" json:"normalized_event_ref"`
+	RawEventRef        string    `firestore:"raw_event_ref,omitempty" json:"raw_event_ref,omitempty"`
+	Status             string    `firestore:"status" json:"status"`
+	StatusChangedAt    time.Time `firestore:"status_changed_at,omitempty" json:"status_changed_at,omitzero"`
+	StatusChangedBy    string    `firestore:"status_changed_by,omitempty" json:"status_changed_by,omitempty"`
+	CreatedAt          time.Time `firestore:"created_at" json:"created_at"`
+	UpdatedAt          time.Time `firestore:"updated_at" json:"updated_at"`
+}
+
+// AuditEntry records one operator (or auto-replay) action.
+type AuditEntry struct {
+	ID       string    `firestore:"-" json:"id"`
+	At       time.Time `firestore:"at" json:"at"`
+	Actor    string    `firestore:"actor" json:"actor"`
+	Action   string    `firestore:"action" json:"action"` // replay, discard, bulk_replay, ...
+	Reason   string    `firestore:"reason" json:"reason"`
+	Targets  []string  `firestore:"targets" json:"targets"` // DLQ record / event doc ids touched
+	ReplayID string    `firestore:"replay_id,omitempty" json:"replay_id,omitempty"`
+	JobID    string    `firestore:"job_id,omitempty" json:"job_id,omitempty"`
+	Detail   string    `firestore:"detail,omitempty" json:"detail,omitempty"`
+	Outcome  string    `firestore:"outcome,omitempty" json:"outcome,omitempty"`
+}
