@@ -9,6 +9,7 @@
 //	dlq/{doc_id}                       DLQRecord (one per event)
 //	audit/{auto_id}                    AuditEntry
 //	replay_jobs/{job_id}               ReplayJob
+//	crm_health/{crm}                   CRMHealth
 //
 // The Store is safe for concurrent use; methods take a context first and do I/O.
 package store
@@ -34,6 +35,7 @@ const (
 	CollDLQ        = "dlq"
 	CollAudit      = "audit"
 	CollReplayJobs = "replay_jobs"
+	CollCRMHealth  = "crm_health"
 )
 
 // Sentinel outcomes. Callers test them with errors.Is.
@@ -243,4 +245,28 @@ func Classify(err error) error {
 		c = failure.Retryable
 	}
 	return &failure.Error{Class: c, Code: int(code), Message: "firestore " + code.String(), Err: err}
+}
+
+// SetCRMHealth records a CRM's breaker state.
+func (s *Store) SetCRMHealth(ctx context.Context, h CRMHealth) error {
+	if _, err := s.fs.Collection(CollCRMHealth).Doc(h.CRM).Set(ctx, h); err != nil {
+		return fmt.Errorf("set crm health %s: %w", h.CRM, Classify(err))
+	}
+	return nil
+}
+
+// CRMHealth reads a CRM's breaker state; ErrNotFound when the processor never wrote one.
+func (s *Store) CRMHealth(ctx context.Context, crm string) (*CRMHealth, error) {
+	snap, err := s.fs.Collection(CollCRMHealth).Doc(crm).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return nil, fmt.Errorf("crm health %s: %w", crm, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("crm health %s: %w", crm, Classify(err))
+	}
+	var h CRMHealth
+	if err := snap.DataTo(&h); err != nil {
+		return nil, fmt.Errorf("decode crm health %s: %w", crm, err)
+	}
+	return &h, nil
 }

@@ -60,6 +60,9 @@ type EventDoc struct {
 	LeaseExpiresAt time.Time `firestore:"lease_expires_at,omitempty"`
 	Fence          int64     `firestore:"fence"`
 	Attempts       int       `firestore:"attempts"`
+	// AttemptsBase is Attempts at the last replay: the processor's quarantine threshold applies
+	// to Attempts-AttemptsBase, while attempt numbers (and history) keep growing.
+	AttemptsBase   int       `firestore:"attempts_base,omitempty"`
 	FirstAttemptAt time.Time `firestore:"first_attempt_at,omitempty"`
 	LastAttemptAt  time.Time `firestore:"last_attempt_at,omitempty"`
 
@@ -145,4 +148,21 @@ type AuditEntry struct {
 	JobID    string    `firestore:"job_id,omitempty" json:"job_id,omitempty"`
 	Detail   string    `firestore:"detail,omitempty" json:"detail,omitempty"`
 	Outcome  string    `firestore:"outcome,omitempty" json:"outcome,omitempty"`
+}
+
+// CRM health states, written by the processor's circuit breaker to crm_health/{crm} and read by
+// the replayer's auto-replay.
+const (
+	CRMClosed   = "closed"
+	CRMOpen     = "open"
+	CRMHalfOpen = "half_open"
+)
+
+// CRMHealth is the last known state of one CRM's circuit breaker.
+type CRMHealth struct {
+	CRM           string    `firestore:"crm" json:"crm"`
+	State         string    `firestore:"state" json:"state"`
+	ChangedAt     time.Time `firestore:"changed_at" json:"changed_at"`
+	LastSuccessAt time.Time `firestore:"last_success_at,omitempty" json:"last_success_at,omitzero"`
+	LastFailureAt time.Time `firestore:"last_failure_at,omitempty" json:"last_failure_at,omitzero"`
 }
