@@ -1,0 +1,107 @@
+// Command devstack runs leadpipe on one machine with no cloud account and no Docker.
+//
+//	devstack emulators   Firestore, Pub/Sub and GCS emulators only
+//	devstack up          the emulators, the fake CRM, ingest, processor and replayer
+//
+// When everything serves it prints one `export NAME=VALUE` line per endpoint to stdout, then
+// `devstack: ready`. Logs (JSON, one "service" field per line) and human-friendly text go to
+// stderr. Ctrl-C or SIGTERM stops everything cleanly.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/devstack/stack"
+)
+
+const usage = `usage: devstack <command> [flags]
+
+commands:
+  emulators   run the Firestore, Pub/Sub and GCS emulators
+  up          run the whole pipeline: emulators, fake CRM, ingest, processor, replayer
+
+flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	o := stack.Options{Ports: stack.DefaultPorts}
+	fs.StringVar(&o.ProjectID, "project", "leadpipe-local", "Google Cloud project id the emulators answer for")
+	fs.StringVar(&o.Host, "host", "127.0.0.1", "address to listen on")
+	fs.IntVar(&o.Ports.Firestore, "firestore-port", o.Ports.Firestore, "Firestore emulator port (0 picks a free port)")
+	fs.IntVar(&o.Ports.PubSub, "pubsub-port", o.Ports.PubSub, "Pub/Sub emulator port")
+	fs.IntVar(&o.Ports.GCS, "gcs-port", o.Ports.GCS, "GCS emulator port")
+	fs.IntVar(&o.Ports.Ingest, "ingest-port", o.Ports.Ingest, "ingest service port")
+	fs.IntVar(&o.Ports.Processor, "processor-port", o.Ports.Processor, "processor service port")
+	fs.IntVar(&o.Ports.Replayer, "replayer-port", o.Ports.Replayer, "replayer service port")
+	fs.IntVar(&o.Ports.CRM, "crm-port", o.Ports.CRM, "fake CRM port")
+	level := fs.String("log-level", "info", "service log level: debug, info, warn, error")
+	if len(args) == 0 {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	cmd := args[0]
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	o.LogLevel = logging.ParseLevel(*level)
+	o.Logs = stderr
+
+	var (
+		s   *stack.Stack
+		err error
+	)
+	switch cmd {
+	case "emulators":
+		s, err = stack.Emulators(ctx, o)
+	case "up":
+		s, err = stack.Up(ctx, o)
+	case "help", "-h", "--help":
+		fs.Usage()
+		return nil
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for _, kv := range s.Exports() {
+		fmt.Fprintf(stdout, "export %s=%s\n", kv[0], kv[1])
+	}
+	fmt.Fprintln(stdout, "devstack: ready")
+	fmt.Fprintf(stderr, "\ndevstack %s is running (Ctrl-C to stop).\n", cmd)
+	if cmd == "up" {
+		fmt.Fprintf(stderr, "  send a lead:   make send-lead   (after: eval \"$(devstack exports)\" or copy the export lines)\n")
+		fmt.Fprintf(stderr, "  triage page:   %s/  (token: $REPLAYER_TOKEN)\n", s.ReplayerURL)
+		fmt.Fprintf(stderr, "  fake CRM:      %s/_control/records\n", s.CRM.URL())
+	}
+	slog.Debug("running")
+	<-ctx.Done()
+	fmt.Fprintln(stderr, "devstack: stopping")
+	return s.Err()
+}
