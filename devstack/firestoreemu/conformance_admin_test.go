@@ -87,7 +87,9 @@ func TestRawDocumentRPCs(t *testing.T) {
 	raw := newRawClient(t)
 	col := coll(t, c)
 	parent := dbPath() + "/documents"
-	str := func(s string) *firestorepb.Value { return &firestorepb.Value{ValueType: &firestorepb.Value_StringValue{StringValue: s}} }
+	str := func(s string) *firestorepb.Value {
+		return &firestorepb.Value{ValueType: &firestorepb.Value_StringValue{StringValue: s}}
+	}
 
 	created, err := raw.CreateDocument(ctx, &firestorepb.CreateDocumentRequest{
 		Parent: parent, CollectionId: col.ID, DocumentId: "d1",
