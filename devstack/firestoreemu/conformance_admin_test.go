@@ -318,3 +318,82 @@ func TestFaultInjection(t *testing.T) {
 		wantCode(t, "Get", err, codes.NotFound)
 	})
 }
+
+func TestNewTransactionOnReads(t *testing.T) {
+	ctx := ctxT(t)
+	c := newClient(t)
+	raw := newRawClient(t)
+	col := coll(t, c)
+	mustSet(t, ctx, col.Doc("a"), map[string]any{"n": 1})
+	name := dbPath() + "/documents/" + col.ID + "/a"
+	rw := &firestorepb.TransactionOptions{Mode: &firestorepb.TransactionOptions_ReadWrite_{ReadWrite: &firestorepb.TransactionOptions_ReadWrite{}}}
+
+	t.Run("BatchGetDocuments new_transaction then conflicting write aborts commit", func(t *testing.T) {
+		stream, err := raw.BatchGetDocuments(ctx, &firestorepb.BatchGetDocumentsRequest{
+			Database: dbPath(), Documents: []string{name, name + "-missing"},
+			ConsistencySelector: &firestorepb.BatchGetDocumentsRequest_NewTransaction{NewTransaction: rw},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tid []byte
+		found, missing := 0, 0
+		for {
+			resp, err := stream.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Transaction != nil {
+				tid = resp.Transaction
+			}
+			if resp.GetFound() != nil {
+				found++
+			}
+			if resp.GetMissing() != "" {
+				missing++
+			}
+		}
+		if tid == nil || found != 1 || missing != 1 {
+			t.Fatalf("got transaction %x, %d found, %d missing; want an id, 1 and 1", tid, found, missing)
+		}
+		mustSet(t, ctx, col.Doc("a"), map[string]any{"n": 2})
+		_, err = raw.Commit(ctx, &firestorepb.CommitRequest{Database: dbPath(), Transaction: tid})
+		wantCode(t, "Commit after conflicting write", err, codes.Aborted)
+	})
+	t.Run("RunQuery new_transaction then commit", func(t *testing.T) {
+		stream, err := raw.RunQuery(ctx, &firestorepb.RunQueryRequest{
+			Parent: dbPath() + "/documents",
+			QueryType: &firestorepb.RunQueryRequest_StructuredQuery{StructuredQuery: &firestorepb.StructuredQuery{
+				From: []*firestorepb.StructuredQuery_CollectionSelector{{CollectionId: col.ID}},
+			}},
+			ConsistencySelector: &firestorepb.RunQueryRequest_NewTransaction{NewTransaction: rw},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tid []byte
+		for {
+			resp, err := stream.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Transaction != nil {
+				tid = resp.Transaction
+			}
+		}
+		if tid == nil {
+			t.Fatal("got no transaction id, want one in the first response")
+		}
+		if _, err := raw.Commit(ctx, &firestorepb.CommitRequest{Database: dbPath(), Transaction: tid}); err != nil {
+			t.Errorf("Commit: got %v, want success", err)
+		}
+		_, err = raw.Commit(ctx, &firestorepb.CommitRequest{Database: dbPath(), Transaction: tid})
+		wantCode(t, "second Commit of the same transaction", err, codes.InvalidArgument)
+	})
+}
