@@ -152,7 +152,7 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	fail := func(err error) (*Stack, error) { s.Close(); return nil, err }
-	if s.CRM, err = fakecrm.Start(fakecrm.Options{Addr: o.addr(o.Ports.CRM), Logger: o.logger("fake-crm")}); err != nil {
+	if s.CRM, err = fakecrm.Start(fakecrm.Options{Addr: o.addr(o.Ports.CRM)}); err != nil {
 		return fail(err)
 	}
 	ingestSrv, err := server.New(o.addr(o.Ports.Ingest))
@@ -192,11 +192,11 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	for k, v := range map[string]string{
 		"SALESFORCE_INSTANCE_URL":  crm,
 		"SALESFORCE_TOKEN_URL":     crm + "/services/oauth2/token",
-		"SALESFORCE_CLIENT_ID":     fakecrm.DemoClientID,
-		"SALESFORCE_CLIENT_SECRET": fakecrm.DemoClientSecret,
+		"SALESFORCE_CLIENT_ID":     demoClientID,
+		"SALESFORCE_CLIENT_SECRET": demoClientSecret,
 		"SALESFORCE_API_VERSION":   "v61.0",
 		"HUBSPOT_BASE_URL":         crm,
-		"HUBSPOT_ACCESS_TOKEN":     fakecrm.DemoHubSpotToken,
+		"HUBSPOT_ACCESS_TOKEN":     demoHubSpotToken,
 		"WEBHOOK_CRM_URL":          crm + "/webhook/leads",
 		"META_GRAPH_URL":           crm,
 		"META_ACCESS_TOKEN":        "demo-meta-token",
@@ -317,3 +317,10 @@ func randomBytes(n int) []byte {
 	}
 	return b
 }
+
+// Demo credentials the fake CRM accepts; devstack wires them into the processor.
+const (
+	demoClientID     = "leadpipe-local"
+	demoClientSecret = "leadpipe-local-secret"
+	demoHubSpotToken = "pat-local-demo"
+)
