@@ -31,7 +31,7 @@ type Faults struct {
 	// their token.
 	AuthFailures int `json:"auth_failures"`
 	// RejectCredentials makes the token endpoint refuse every client (invalid_client) and HubSpot
-	// refuse every token: auth stays broken until cleared.
+	// and the webhook refuse every request 401: auth stays broken until cleared.
 	RejectCredentials bool `json:"reject_credentials"`
 	// DailyLimit is the Salesforce API request budget reported in Sforce-Limit-Info; past it
 	// requests get 403 REQUEST_LIMIT_EXCEEDED. 0 means 100000 and never enforced.
@@ -222,6 +222,10 @@ func (s *Server) authVerdict(system string, r *http.Request) *verdict {
 		}
 	case SystemHubSpot:
 		if token == "" || s.faults.RejectCredentials {
+			return unauth
+		}
+	case SystemWebhook:
+		if s.faults.RejectCredentials {
 			return unauth
 		}
 	case SystemMeta:
