@@ -166,3 +166,25 @@ func TestDeadLetterPull(t *testing.T) {
 		t.Errorf("dead letters = %+v, want one with delivery count 5", dl)
 	}
 }
+
+func TestPushBackoffWithoutRetryPolicy(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	topic := createTopic(t, c)
+	ep := newEndpoint(t, func(_ push, n int) int {
+		if n <= 3 {
+			return 500
+		}
+		return 200
+	})
+	createSub(t, c, &pubsubpb.Subscription{Topic: topic, PushConfig: pushTo(ep.URL)})
+	publish(t, c, topic, &pubsub.Message{Data: []byte("x")})
+	got := ep.waitFor(t, 5*time.Second, "four pushes", atLeast(4))
+	// No retry policy: redelivered as soon as the subscription's push
+	// backoff (100 ms, doubling, capped at 200 ms in these tests) ends.
+	for i, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond} {
+		if gap := got[i+1].at.Sub(got[i].at); gap < want {
+			t.Errorf("gap before push %d = %v, want >= %v", i+2, gap, want)
+		}
+	}
+}
