@@ -34,7 +34,7 @@ func New(w io.Writer, o Options) *slog.Logger {
 		AddSource:   false,
 		ReplaceAttr: replaceAttr,
 	})
-	l := slog.New(&traceHandler{Handler: h, project: o.ProjectID})
+	l := slog.New(&traceHandler{Handler: h, root: h, project: o.ProjectID})
 	if o.Service != "" {
 		l = l.With("service", o.Service)
 	}
@@ -86,8 +86,14 @@ func severity(l slog.Level) string {
 }
 
 // traceHandler adds the Cloud Logging trace fields from the OpenTelemetry span in the context.
+// The fields must sit at the top level of the line for Cloud Logging to correlate it, so once
+// the logger has a group (WithGroup), Handle rebuilds the handler chain from root with the
+// trace fields first and replays ops on top.
 type traceHandler struct {
 	slog.Handler
+	root    slog.Handler                      // the JSON handler before any WithAttrs/WithGroup
+	ops     []func(slog.Handler) slog.Handler // WithAttrs/WithGroup calls, in order
+	grouped bool
 	project string
 }
 
@@ -97,21 +103,36 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 		if h.project != "" {
 			tr = "projects/" + h.project + "/traces/" + tr
 		}
-		r.AddAttrs(
+		attrs := []slog.Attr{
 			slog.String("logging.googleapis.com/trace", tr),
 			slog.String("logging.googleapis.com/spanId", sc.SpanID().String()),
 			slog.Bool("logging.googleapis.com/trace_sampled", sc.IsSampled()),
-		)
+		}
+		if !h.grouped {
+			r.AddAttrs(attrs...)
+			return h.Handler.Handle(ctx, r)
+		}
+		hh := h.root.WithAttrs(attrs)
+		for _, op := range h.ops {
+			hh = op(hh)
+		}
+		return hh.Handle(ctx, r)
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
+func (h *traceHandler) with(op func(slog.Handler) slog.Handler, group bool) *traceHandler {
+	ops := make([]func(slog.Handler) slog.Handler, 0, len(h.ops)+1)
+	ops = append(append(ops, h.ops...), op)
+	return &traceHandler{Handler: op(h.Handler), root: h.root, ops: ops, grouped: h.grouped || group, project: h.project}
+}
+
 func (h *traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &traceHandler{Handler: h.Handler.WithAttrs(as), project: h.project}
+	return h.with(func(x slog.Handler) slog.Handler { return x.WithAttrs(as) }, false)
 }
 
 func (h *traceHandler) WithGroup(name string) slog.Handler {
-	return &traceHandler{Handler: h.Handler.WithGroup(name), project: h.project}
+	return h.with(func(x slog.Handler) slog.Handler { return x.WithGroup(name) }, true)
 }
 
 // WithLogger returns a context carrying l.
