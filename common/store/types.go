@@ -79,6 +79,9 @@ type EventDoc struct {
 	ErrorMessage  string    `firestore:"error_message,omitempty"`
 	QuarantinedAt time.Time `firestore:"quarantined_at,omitempty"`
 	QuarantinedBy string    `firestore:"quarantined_by,omitempty"`
+	// DLQPublishedAt is when the processor's quarantine message reached leads-dlq; zero on a
+	// quarantined event means the publish is still owed (the next delivery re-publishes).
+	DLQPublishedAt time.Time `firestore:"dlq_published_at,omitempty"`
 
 	// Replays.
 	ReplayCount  int    `firestore:"replay_count,omitempty"`
