@@ -40,7 +40,7 @@ bench:
 
 ## send-lead: send one signed sample lead to a running `make dev` stack.
 send-lead:
-	$(GO) run ./devstack/cmd/sendlead
+	@set -a; if [ -f .devstack/env ]; then . ./.devstack/env; fi; set +a; $(GO) run ./devstack/cmd/sendlead $(ARGS)
 
 build:
 	@mkdir -p bin

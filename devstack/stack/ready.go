@@ -20,15 +20,15 @@ func (s *Stack) provision(ctx context.Context, t provision.Topology) error {
 	return provision.PubSub(ctx, c, t)
 }
 
-// waitReady polls each service's /readyz until all answer 200 or 30 s pass.
+// waitReady polls each service's /readyz (and the fake CRM's control API) until all answer 200 or 30 s pass.
 func (s *Stack) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
-	for _, u := range []string{s.IngestURL, s.ProcessorURL, s.ReplayerURL, s.CRM.URL()} {
+	for _, u := range []string{s.IngestURL + "/readyz", s.ProcessorURL + "/readyz", s.ReplayerURL + "/readyz", s.CRM.URL() + "/_control/faults"} {
 		for {
 			if err := s.Err(); err != nil {
 				return err
 			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u+"/readyz", nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err == nil {
 				resp.Body.Close()

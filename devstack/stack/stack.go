@@ -197,7 +197,7 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 		"SALESFORCE_API_VERSION":   "v61.0",
 		"HUBSPOT_BASE_URL":         crm,
 		"HUBSPOT_ACCESS_TOKEN":     demoHubSpotToken,
-		"WEBHOOK_CRM_URL":          crm + "/webhook/leads",
+		"WEBHOOK_CRM_URL":          crm + "/webhook",
 		"META_GRAPH_URL":           crm,
 		"META_ACCESS_TOKEN":        "demo-meta-token",
 		"AUTH_MODE":                "static",

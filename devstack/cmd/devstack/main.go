@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/leadpipe/leadpipe/common/logging"
@@ -59,6 +61,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Ports.Replayer, "replayer-port", o.Ports.Replayer, "replayer service port")
 	fs.IntVar(&o.Ports.CRM, "crm-port", o.Ports.CRM, "fake CRM port")
 	level := fs.String("log-level", "info", "service log level: debug, info, warn, error")
+	envOut := fs.String("env-file", ".devstack/env", "also write the export lines to this file while running (removed on exit; empty: don't)")
 	if len(args) == 0 {
 		fs.Usage()
 		return flag.ErrHelp
@@ -90,13 +93,22 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer s.Close()
+	var exports strings.Builder
 	for _, kv := range s.Exports() {
-		fmt.Fprintf(stdout, "export %s=%s\n", kv[0], kv[1])
+		fmt.Fprintf(&exports, "export %s=%s\n", kv[0], kv[1])
+	}
+	fmt.Fprint(stdout, exports.String())
+	envFile := *envOut
+	if envFile != "" {
+		if err := writeEnvFile(envFile, exports.String()); err != nil {
+			return err
+		}
+		defer os.Remove(envFile)
 	}
 	fmt.Fprintln(stdout, "devstack: ready")
 	fmt.Fprintf(stderr, "\ndevstack %s is running (Ctrl-C to stop).\n", cmd)
 	if cmd == "up" {
-		fmt.Fprintf(stderr, "  send a lead:   make send-lead   (after: eval \"$(devstack exports)\" or copy the export lines)\n")
+		fmt.Fprintf(stderr, "  send a lead:   make send-lead   (reads %s; or paste the export lines into your shell)\n", envFile)
 		fmt.Fprintf(stderr, "  triage page:   %s/  (token: $REPLAYER_TOKEN)\n", s.ReplayerURL)
 		fmt.Fprintf(stderr, "  fake CRM:      %s/_control/records\n", s.CRM.URL())
 	}
@@ -104,4 +116,14 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "devstack: stopping")
 	return s.Err()
+}
+
+func writeEnvFile(path, content string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("env file: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("env file: %w", err)
+	}
+	return nil
 }
