@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-
 )
 
 // checkNormalize is the property every kind holds for any input: no panic; either valid events
@@ -83,4 +82,3 @@ func FuzzNormalizeJSONMap(f *testing.F) {
 		checkNormalize(t, src, body, http.Header{})
 	})
 }
-

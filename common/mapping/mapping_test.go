@@ -311,8 +311,8 @@ func TestFacebookFixture(t *testing.T) {
 	}
 
 	bad := map[string]error{
-		`{"object":"user","entry":[]}`: ErrSchemaMismatch,
-		`{"object":"page","entry":[{"changes":[{"field":"feed","value":{}}]}]}`:                ErrSchemaMismatch,
+		`{"object":"user","entry":[]}`:                                                          ErrSchemaMismatch,
+		`{"object":"page","entry":[{"changes":[{"field":"feed","value":{}}]}]}`:                 ErrSchemaMismatch,
 		`{"object":"page","entry":[{"changes":[{"field":"leadgen","value":{"form_id":"1"}}]}]}`: ErrSchemaMismatch,
 		`not json`: ErrUnparseable,
 	}
