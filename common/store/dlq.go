@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/api/iterator"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ErrBadPageToken: a page token that this store did not hand out.
+var ErrBadPageToken = errors.New("invalid page token")
+
+// DLQFilter selects DLQ records. Empty fields match everything. Since and Until bound the
+// record's creation time (when the event first reached the DLQ): Since inclusive, Until
+// exclusive.
+type DLQFilter struct {
+	Source       string    `firestore:"source,omitempty" json:"source,omitempty"`
+	FailureClass string    `firestore:"failure_class,omitempty" json:"failure_class,omitempty"`
+	Status       string    `firestore:"status,omitempty" json:"status,omitempty"`
+	Since        time.Time `firestore:"since,omitempty" json:"since,omitzero"`
+	Until        time.Time `firestore:"until,omitempty" json:"until,omitzero"`
+}
+
+// DLQRef returns the DLQ record reference for an event document id.
+func (s *Store) DLQRef(id string) *firestore.DocumentRef {
+	return s.fs.Collection(CollDLQ).Doc(id)
+}
+
+// DecodeDLQ reads a DLQ record from a snapshot; for callers running their own transactions.
+func DecodeDLQ(snap *firestore.DocumentSnapshot) (*DLQRecord, error) {
+	var r DLQRecord
+	if err := snap.DataTo(&r); err != nil {
+		return nil, fmt.Errorf("decode dlq %s: %w", snap.Ref.ID, err)
+	}
+	r.ID = snap.Ref.ID
+	return &r, nil
+}
+
+// GetDLQ reads one DLQ record; ErrNotFound when there is none.
+func (s *Store) GetDLQ(ctx context.Context, id string) (*DLQRecord, error) {
+	snap, err := s.DLQRef(id).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return nil, fmt.Errorf("get dlq %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get dlq %s: %w", id, Classify(err))
+	}
+	return DecodeDLQ(snap)
+}
+
+// DecodeEvent reads an event document from a snapshot; for callers running their own
+// transactions over events and DLQ records.
+func DecodeEvent(snap *firestore.DocumentSnapshot) (*EventDoc, error) { return decodeEvent(snap) }
+
+// DLQCursor is the page token that continues a ListDLQ listing right after r, so a bulk job
+// can checkpoint after every record.
+func DLQCursor(r *DLQRecord) string { return encodeCursor(r.CreatedAt, r.ID) }
+
+// DLQPage is one page of DLQ records and the token of the next one ("" on the last page).
+type DLQPage struct {
+	Records       []*DLQRecord
+	NextPageToken string
+}
+
+// pageCursor is the opaque page token: the last record's order-by value and id.
+type pageCursor struct {
+	At time.Time `json:"t"`
+	ID string    `json:"i"`
+}
+
+func encodeCursor(at time.Time, id string) string {
+	b, _ := json.Marshal(pageCursor{At: at, ID: id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(tok string) (*pageCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return nil, ErrBadPageToken
+	}
+	var c pageCursor
+	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" {
+		return nil, ErrBadPageToken
+	}
+	return &c, nil
+}
+
+// ListDLQ returns up to pageSize records matching f, newest first (by created_at, then id),
+// starting after pageToken. Equality filters combined with the created_at range need a
+// composite index in Cloud Firestore (infra declares them).
+func (s *Store) ListDLQ(ctx context.Context, f DLQFilter, pageSize int, pageToken string) (*DLQPage, error) {
+	if pageSize <= 0 {
+		pageSize = 50
+	}
+	q := s.fs.Collection(CollDLQ).Query
+	if f.Source != "" {
+		q = q.Where("source", "==", f.Source)
+	}
+	if f.FailureClass != "" {
+		q = q.Where("failure_class", "==", f.FailureClass)
+	}
+	if f.Status != "" {
+		q = q.Where("status", "==", f.Status)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("created_at", ">=", f.Since)
+	}
+	if !f.Until.IsZero() {
+		q = q.Where("created_at", "<", f.Until)
+	}
+	q = q.OrderBy("created_at", firestore.Desc).OrderBy(firestore.DocumentID, firestore.Desc)
+	if pageToken != "" {
+		c, err := decodeCursor(pageToken)
+		if err != nil {
+			return nil, fmt.Errorf("list dlq: %w", err)
+		}
+		q = q.StartAfter(c.At, s.DLQRef(c.ID))
+	}
+	it := q.Limit(pageSize + 1).Documents(ctx)
+	defer it.Stop()
+	page := &DLQPage{}
+	for {
+		snap, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list dlq: %w", Classify(err))
+		}
+		if len(page.Records) == pageSize {
+			last := page.Records[len(page.Records)-1]
+			page.NextPageToken = encodeCursor(last.CreatedAt, last.ID)
+			break
+		}
+		r, err := DecodeDLQ(snap)
+		if err != nil {
+			return nil, err
+		}
+		page.Records = append(page.Records, r)
+	}
+	return page, nil
+}
+
+// DLQCount is the number of records with one failure class and source.
+type DLQCount struct {
+	FailureClass string `json:"failure_class"`
+	Source       string `json:"source"`
+	Count        int    `json:"count"`
+}
+
+// CountDLQ groups the records with the given status ("" for all) by failure class and source.
+// It reads at most limit records (only the grouped fields) and reports whether it stopped
+// there, so a huge backlog cannot make the triage page slow.
+func (s *Store) CountDLQ(ctx context.Context, statusFilter string, limit int) ([]DLQCount, bool, error) {
+	q := s.fs.Collection(CollDLQ).Select("failure_class", "source")
+	if statusFilter != "" {
+		q = q.Where("status", "==", statusFilter)
+	}
+	it := q.Limit(limit + 1).Documents(ctx)
+	defer it.Stop()
+	type key struct{ class, source string }
+	counts := map[key]int{}
+	var order []key
+	n := 0
+	for {
+		snap, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("count dlq: %w", Classify(err))
+		}
+		n++
+		if n > limit {
+			break
+		}
+		var r struct {
+			FailureClass string `firestore:"failure_class"`
+			Source       string `firestore:"source"`
+		}
+		if err := snap.DataTo(&r); err != nil {
+			return nil, false, fmt.Errorf("decode dlq %s: %w", snap.Ref.ID, err)
+		}
+		k := key{r.FailureClass, r.Source}
+		if _, ok := counts[k]; !ok {
+			order = append(order, k)
+		}
+		counts[k]++
+	}
+	out := make([]DLQCount, 0, len(order))
+	for _, k := range order {
+		out = append(out, DLQCount{FailureClass: k.class, Source: k.source, Count: counts[k]})
+	}
+	return out, n > limit, nil
+}

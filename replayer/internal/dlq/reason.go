@@ -1,0 +1,174 @@
+// Package dlq keeps one DLQ record per dead-lettered event: it turns each message of the
+// leads-dlq subscription (quarantined by the processor or ingest, or dead-lettered by Pub/Sub)
+// into an idempotent upsert of the event's record, with the best reason available.
+package dlq
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/pushmsg"
+	"github.com/leadpipe/leadpipe/common/store"
+)
+
+// Where a record's reason came from, strongest first.
+const (
+	ReasonProcessor = "processor" // the processor quarantined it with failure attributes
+	ReasonIngest    = "ingest"    // ingest quarantined an unusable payload
+	ReasonPubSub    = "pubsub"    // Pub/Sub dead-lettered it after max delivery attempts
+	ReasonEvent     = "event"     // neither said; taken from the event document
+)
+
+// ClassUnknown is the class of a record nobody gave a reason for.
+const ClassUnknown = "unknown"
+
+// rank orders reason sources: a later message replaces a record's reason only with one at
+// least as strong (a Pub/Sub dead-letter arriving after the processor's quarantine must not
+// hide the processor's precise reason).
+func rank(source string) int {
+	switch source {
+	case ReasonProcessor, ReasonIngest:
+		return 3
+	case ReasonPubSub:
+		return 2
+	case ReasonEvent:
+		return 1
+	}
+	return 0
+}
+
+// Reason is what one dead-letter message says about why the event failed.
+type Reason struct {
+	Source          string
+	Class           string
+	Message         string
+	AttemptCount    int
+	FirstReceivedAt time.Time
+	LastAttemptAt   time.Time
+}
+
+// ReasonFrom decides a message's reason. Precedence: the processor's (or ingest's) failure
+// attributes, then Pub/Sub's CloudPubSubDeadLetter* attributes (class retryable unless the
+// event document recorded a better one), then the event document's failure fields. doc may be
+// nil; publishTime is the fallback for times nobody gave.
+func ReasonFrom(attrs map[string]string, doc *store.EventDoc, publishTime time.Time) Reason {
+	var r Reason
+	switch {
+	case attrs[pushmsg.AttrFailureClass] != "":
+		r.Source = ReasonProcessor
+		if attrs[pushmsg.AttrQuarantinedBy] == ReasonIngest {
+			r.Source = ReasonIngest
+		}
+		r.Class = attrs[pushmsg.AttrFailureClass]
+		r.Message = attrs[pushmsg.AttrErrorMessage]
+		r.AttemptCount, _ = strconv.Atoi(attrs[pushmsg.AttrAttemptCount])
+		r.FirstReceivedAt = parseTime(attrs[pushmsg.AttrFirstReceivedAt])
+		r.LastAttemptAt = parseTime(attrs[pushmsg.AttrLastAttemptAt])
+	case attrs[pushmsg.AttrDLSourceDeliveryCount] != "":
+		r.Source = ReasonPubSub
+		n, _ := strconv.Atoi(attrs[pushmsg.AttrDLSourceDeliveryCount])
+		r.Class = string(failure.Retryable)
+		r.Message = fmt.Sprintf("dead-lettered by Pub/Sub after %d delivery attempts", n)
+		if doc != nil && failure.Class(doc.FailureClass).Valid() {
+			r.Class = doc.FailureClass
+			if doc.ErrorMessage != "" {
+				r.Message = doc.ErrorMessage + " (" + r.Message + ")"
+			}
+		}
+		r.AttemptCount = n
+	default:
+		r.Source = ReasonEvent
+		r.Class = ClassUnknown
+		r.Message = "no reason given"
+		if doc != nil && doc.FailureClass != "" {
+			r.Class = doc.FailureClass
+			r.Message = doc.ErrorMessage
+		}
+	}
+	if doc != nil {
+		// The processor's own counter is authoritative; Pub/Sub's is a hint.
+		if doc.Attempts > 0 && (r.Source != ReasonProcessor || r.AttemptCount == 0) {
+			r.AttemptCount = doc.Attempts
+		}
+		if r.FirstReceivedAt.IsZero() {
+			r.FirstReceivedAt = firstNonZero(doc.Event.Audit.ReceivedAt, doc.CreatedAt)
+		}
+		if r.LastAttemptAt.IsZero() {
+			r.LastAttemptAt = doc.LastAttemptAt
+		}
+	}
+	if r.FirstReceivedAt.IsZero() {
+		r.FirstReceivedAt = publishTime
+	}
+	if r.LastAttemptAt.IsZero() {
+		r.LastAttemptAt = publishTime
+	}
+	return r
+}
+
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func firstNonZero(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// Merge folds one dead-letter message into the event's record (cur is nil for the first
+// message) and returns the record to store. now is the arrival time. reopen says the message
+// reports a failure of the event's latest replay, which reopens a replayed record.
+func Merge(cur *store.DLQRecord, base store.DLQRecord, r Reason, now time.Time, reopen bool) *store.DLQRecord {
+	if cur == nil {
+		rec := base
+		rec.FirstReceivedAt = r.FirstReceivedAt
+		rec.LastAttemptAt = r.LastAttemptAt
+		rec.AttemptCount = r.AttemptCount
+		rec.FailureClass, rec.ErrorMessage, rec.ReasonSource = r.Class, r.Message, r.Source
+		rec.DeadLetterCount = 1
+		rec.LastDeadLetteredAt = now
+		rec.Status = store.DLQOpen
+		rec.StatusChangedAt = now
+		rec.CreatedAt = now
+		return &rec
+	}
+	rec := *cur
+	rec.DeadLetterCount++
+	rec.LastDeadLetteredAt = now
+	if r.LastAttemptAt.After(rec.LastAttemptAt) {
+		rec.LastAttemptAt = r.LastAttemptAt
+	}
+	if r.AttemptCount > rec.AttemptCount {
+		rec.AttemptCount = r.AttemptCount
+	}
+	if !r.FirstReceivedAt.IsZero() && (rec.FirstReceivedAt.IsZero() || r.FirstReceivedAt.Before(rec.FirstReceivedAt)) {
+		rec.FirstReceivedAt = r.FirstReceivedAt
+	}
+	if rec.RawEventRef == "" {
+		rec.RawEventRef = base.RawEventRef
+	}
+	if reopen && rec.Status == store.DLQReplayed {
+		rec.Status = store.DLQOpen
+		rec.StatusChangedAt = now
+		rec.StatusChangedBy = ""
+		rec.FailureClass, rec.ErrorMessage, rec.ReasonSource = r.Class, r.Message, r.Source
+		return &rec
+	}
+	if rank(r.Source) >= rank(rec.ReasonSource) {
+		rec.FailureClass, rec.ErrorMessage, rec.ReasonSource = r.Class, r.Message, r.Source
+	}
+	return &rec
+}

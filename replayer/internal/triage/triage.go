@@ -1,0 +1,352 @@
+// Package triage is the replayer's server-rendered triage page: the DLQ grouped by failure
+// class and source, a filterable list, one record's detail and history, and replay / discard
+// forms that require a reason. No JavaScript, no build step.
+//
+// Authentication: a session cookie (HttpOnly, SameSite=Strict, signed) set after the operator
+// enters a token on the login form, or the same bearer token the API takes. Every form post
+// carries a CSRF token bound to that session.
+package triage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/replayer/internal/api"
+	"github.com/leadpipe/leadpipe/replayer/internal/auth"
+	"github.com/leadpipe/leadpipe/replayer/internal/replay"
+)
+
+// CookieName is the session cookie.
+const CookieName = "replayer_session"
+
+// countLimit bounds the records read for the grouped counts.
+const countLimit = 5000
+
+// Page serves the triage page.
+type Page struct {
+	API      *api.API
+	Authn    auth.Authenticator
+	Sessions *auth.Sessions
+}
+
+// Register adds the page's routes to mux.
+func (p *Page) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", p.authed(p.index))
+	mux.HandleFunc("GET /ui/", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/", http.StatusSeeOther) })
+	mux.HandleFunc("GET /ui/login", p.loginForm)
+	mux.HandleFunc("POST /ui/login", p.login)
+	mux.HandleFunc("POST /ui/logout", p.authed(p.logout))
+	mux.HandleFunc("GET /ui/dlq/{id}", p.authed(p.detail))
+	mux.HandleFunc("POST /ui/dlq/{id}/{verb}", p.authed(p.act))
+}
+
+// view is what every template gets.
+type view struct {
+	Title, Actor, CSRF, Flash, Error string
+}
+
+type session struct {
+	actor string
+	// key is what the CSRF token is bound to: the cookie value or the bearer token.
+	key string
+}
+
+type sessionKey struct{}
+
+// authed requires a session cookie or a bearer token; browsers without one go to the login
+// form.
+func (p *Page) authed(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var s session
+		if tok := auth.BearerToken(r); tok != "" {
+			actor, err := p.Authn.Authenticate(r.Context(), tok)
+			if err != nil {
+				http.Error(w, "invalid bearer token", http.StatusUnauthorized)
+				return
+			}
+			s = session{actor: actor, key: tok}
+		} else if c, err := r.Cookie(CookieName); err == nil {
+			actor, err := p.Sessions.Actor(c.Value)
+			if err == nil {
+				s = session{actor: actor, key: c.Value}
+			}
+		}
+		if s.actor == "" {
+			if r.Method != http.MethodGet {
+				http.Error(w, "not signed in", http.StatusUnauthorized)
+				return
+			}
+			http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		ctx := auth.WithActor(r.Context(), s.actor)
+		next(w, r.WithContext(contextWithSession(ctx, s)))
+	}
+}
+
+func securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+func render(w http.ResponseWriter, r *http.Request, t *template.Template, code int, data any) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		logging.FromContext(r.Context()).ErrorContext(r.Context(), "triage: render failed", "error", err.Error())
+		http.Error(w, "render failed", http.StatusInternalServerError)
+		return
+	}
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// safeNext keeps redirects on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
+		return "/"
+	}
+	return next
+}
+
+func (p *Page) loginForm(w http.ResponseWriter, r *http.Request) {
+	render(w, r, tmplLogin, http.StatusOK, struct {
+		view
+		Next string
+	}{view{Title: "Sign in"}, safeNext(r.URL.Query().Get("next"))})
+}
+
+func (p *Page) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	tok := strings.TrimSpace(r.PostFormValue("token"))
+	next := safeNext(r.PostFormValue("next"))
+	actor, err := p.Authn.Authenticate(r.Context(), tok)
+	if tok == "" || err != nil {
+		render(w, r, tmplLogin, http.StatusUnauthorized, struct {
+			view
+			Next string
+		}{view{Title: "Sign in", Error: "That token was not accepted."}, next})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: CookieName, Value: p.Sessions.Issue(actor), Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+	})
+	logging.FromContext(r.Context()).InfoContext(r.Context(), "triage: signed in", "actor", actor)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (p *Page) logout(w http.ResponseWriter, r *http.Request) {
+	if !p.csrfOK(r) {
+		http.Error(w, "invalid CSRF token", http.StatusForbidden)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+func (p *Page) csrfOK(r *http.Request) bool {
+	s := sessionFrom(r.Context())
+	return p.Sessions.CheckCSRF(s.key, r.PostFormValue("csrf"))
+}
+
+func (p *Page) base(r *http.Request, title string) view {
+	s := sessionFrom(r.Context())
+	return view{Title: title, Actor: s.actor, CSRF: p.Sessions.CSRF(s.key)}
+}
+
+func (p *Page) index(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	if _, set := q["status"]; !set {
+		q.Set("status", store.DLQOpen)
+	}
+	data := struct {
+		view
+		Filter          store.DLQFilter
+		Counts          []store.DLQCount
+		CountsTruncated bool
+		CountLimit      int
+		Records         []*store.DLQRecord
+		Next            string
+		Classes         []string
+		Statuses        []string
+	}{view: p.base(r, "DLQ"), CountLimit: countLimit,
+		Classes:  []string{string(failure.Retryable), string(failure.Conflict), string(failure.Permanent), string(failure.Auth), string(failure.Outage), "unknown"},
+		Statuses: []string{store.DLQOpen, store.DLQReplayed, store.DLQDiscarded, store.DLQResolved},
+	}
+	f, err := api.ParseFilter(q)
+	if err != nil {
+		data.Error = err.Error()
+		render(w, r, tmplIndex, http.StatusBadRequest, data)
+		return
+	}
+	data.Filter = f
+	counts, truncated, err := p.API.St.CountDLQ(ctx, f.Status, countLimit)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	slices.SortFunc(counts, func(a, b store.DLQCount) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		return strings.Compare(a.FailureClass+a.Source, b.FailureClass+b.Source)
+	})
+	data.Counts, data.CountsTruncated = counts, truncated
+	page, err := p.API.St.ListDLQ(ctx, f, 50, q.Get("page_token"))
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	data.Records = page.Records
+	if page.NextPageToken != "" {
+		nq := url.Values{}
+		for k, v := range q {
+			nq[k] = v
+		}
+		nq.Set("page_token", page.NextPageToken)
+		data.Next = "/?" + nq.Encode()
+	}
+	render(w, r, tmplIndex, http.StatusOK, data)
+}
+
+type detailData struct {
+	view
+	D          *api.Detail
+	Audit      []*store.AuditEntry
+	CanAct     bool
+	CanReadRaw bool
+	RawJSON    string
+}
+
+func (p *Page) detailData(r *http.Request, id string, includeRaw bool) (*detailData, error) {
+	ctx := r.Context()
+	actor := auth.Actor(ctx)
+	d, err := p.API.Detail(ctx, id, actor, includeRaw)
+	if err != nil {
+		return nil, err
+	}
+	audit, err := p.API.St.ListAudit(ctx, store.AuditFilter{Target: id}, 20, "")
+	if err != nil {
+		return nil, err
+	}
+	dd := &detailData{view: p.base(r, "Record "+id), D: d, Audit: audit.Entries,
+		CanAct: d.Record.Status != store.DLQDiscarded, CanReadRaw: p.API.CanReadRaw(actor)}
+	if includeRaw {
+		b, _ := json.MarshalIndent(struct {
+			Normalized any `json:"normalized"`
+			Raw        any `json:"raw"`
+		}{d.Normalized, d.Raw}, "", "  ")
+		dd.RawJSON = string(b)
+	}
+	return dd, nil
+}
+
+func (p *Page) detail(w http.ResponseWriter, r *http.Request) {
+	dd, err := p.detailData(r, r.PathValue("id"), r.URL.Query().Get("include") == "raw")
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if res := r.URL.Query().Get("result"); res != "" {
+		dd.Flash = resultText(res)
+	}
+	render(w, r, tmplDetail, http.StatusOK, dd)
+}
+
+// resultText is the flash message for an outcome passed back through the redirect.
+func resultText(outcome string) string {
+	switch outcome {
+	case replay.OutcomeReplayed:
+		return "Replayed: the event was republished to the pipeline."
+	case replay.OutcomeQueued:
+		return "Replay accepted: the publish failed and the outbox will republish it shortly."
+	case replay.OutcomeAlreadySucceeded:
+		return "Nothing to do: the event already succeeded."
+	case replay.OutcomeInFlight:
+		return "Nothing to do: the event is already being delivered."
+	case replay.OutcomeDiscarded:
+		return "Discarded."
+	case replay.OutcomeAlreadyDiscarded:
+		return "Nothing to do: already discarded."
+	}
+	return "Done."
+}
+
+func (p *Page) act(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if !p.csrfOK(r) {
+		http.Error(w, "invalid CSRF token", http.StatusForbidden)
+		return
+	}
+	id := r.PathValue("id")
+	req := replay.Request{ID: id, Reason: strings.TrimSpace(r.PostFormValue("reason")), Actor: auth.Actor(r.Context()),
+		Renormalize: r.PostFormValue("renormalize") != ""}
+	var res *replay.Result
+	var err error
+	switch r.PathValue("verb") {
+	case "replay":
+		res, err = p.API.Replayer.Replay(r.Context(), req)
+	case "discard":
+		res, err = p.API.Replayer.Discard(r.Context(), req)
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		code := api.Status(err)
+		dd, derr := p.detailData(r, id, false)
+		if derr != nil {
+			p.fail(w, r, err)
+			return
+		}
+		dd.Error = http.StatusText(code) + ": " + publicError(err, code)
+		render(w, r, tmplDetail, code, dd)
+		return
+	}
+	http.Redirect(w, r, "/ui/dlq/"+url.PathEscape(id)+"?result="+url.QueryEscape(res.Outcome), http.StatusSeeOther)
+}
+
+func publicError(err error, code int) string {
+	if code >= 500 {
+		return "please retry"
+	}
+	return err.Error()
+}
+
+func (p *Page) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := api.Status(err)
+	if code >= 500 {
+		logging.FromContext(r.Context()).ErrorContext(r.Context(), "triage: request failed", "path", r.URL.Path, "error", err.Error())
+	}
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, replay.ErrNotFound) {
+		code = http.StatusNotFound
+	}
+	v := p.base(r, http.StatusText(code))
+	v.Error = http.StatusText(code) + ": " + publicError(err, code)
+	render(w, r, tmplError, code, v)
+}
+
+func contextWithSession(ctx context.Context, s session) context.Context {
+	return context.WithValue(ctx, sessionKey{}, s)
+}
+
+func sessionFrom(ctx context.Context) session {
+	s, _ := ctx.Value(sessionKey{}).(session)
+	return s
+}

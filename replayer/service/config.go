@@ -1,0 +1,103 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/leadpipe/leadpipe/common/config"
+)
+
+// Auth modes.
+const (
+	AuthOIDC   = "oidc"
+	AuthStatic = "static"
+)
+
+// Config is the replayer's configuration, read from the environment (see README.md).
+type Config struct {
+	Server    config.Server
+	GCP       config.GCP
+	Telemetry config.Telemetry
+	Logging   config.Logging
+
+	// AuthMode is oidc (Google ID tokens; default) or static (REPLAYER_TOKENS).
+	AuthMode string `env:"AUTH_MODE, default=oidc"`
+	// AuthAudience is the audience ID tokens must carry (oidc; required there): the service URL.
+	AuthAudience string `env:"AUTH_AUDIENCE"`
+	// AllowedPrincipals are the emails allowed to call the API (oidc; required there).
+	AllowedPrincipals []string `env:"AUTH_ALLOWED_PRINCIPALS"`
+	// Tokens is "token1=alice,token2=bob" (static; required there).
+	Tokens string `env:"REPLAYER_TOKENS"`
+	// RawReaders are the actors allowed to read raw payloads and normalized events.
+	RawReaders []string `env:"REPLAYER_RAW_READERS"`
+	// SessionKey signs triage page session cookies (at least 32 bytes). Default: random per
+	// process (sessions then do not survive a restart or span instances).
+	SessionKey string `env:"SESSION_KEY"`
+	// SessionTTL is the triage page session lifetime. Default 8h.
+	SessionTTL time.Duration `env:"SESSION_TTL, default=8h"`
+
+	// PushAuth is oidc (default) or none (local emulator only) for POST /pubsub/dlq.
+	PushAuth string `env:"PUSH_AUTH, default=oidc"`
+	// PushAudience is the audience of push ID tokens (oidc; required there).
+	PushAudience string `env:"PUSH_AUDIENCE"`
+	// PushServiceAccounts are the push subscription's service account emails (oidc; required).
+	PushServiceAccounts []string `env:"PUSH_SERVICE_ACCOUNTS"`
+
+	// ReplayRatePerSec bounds replays per second of bulk jobs and auto-replay. Default 10.
+	ReplayRatePerSec float64 `env:"REPLAY_RATE_PER_SEC, default=10"`
+	// BulkMax caps one bulk job. Default 10000.
+	BulkMax int `env:"BULK_MAX, default=10000"`
+	// ReplayOutboxGrace is how long after a replay the outbox sweep may republish it if the
+	// replayer's own publish failed. Default 30s.
+	ReplayOutboxGrace time.Duration `env:"REPLAY_OUTBOX_GRACE, default=30s"`
+	// AutoReplayInterval runs auto-replay on a ticker; 0 (default) leaves it to Cloud Scheduler
+	// calling POST /internal/auto-replay.
+	AutoReplayInterval time.Duration `env:"AUTO_REPLAY_INTERVAL, default=0"`
+	// AutoReplayCooldown: with no CRM health document, records this old are auto-replayed. Default 5m.
+	AutoReplayCooldown time.Duration `env:"AUTO_REPLAY_COOLDOWN, default=5m"`
+	// AutoReplayMaxReplays leaves events replayed this often to operators. Default 3.
+	AutoReplayMaxReplays int `env:"AUTO_REPLAY_MAX_REPLAYS, default=3"`
+	// SourcesFile is the sources YAML (same as ingest's) for renormalizing replays. Optional:
+	// without it renormalize requests fail with 422.
+	SourcesFile string `env:"SOURCES_FILE"`
+}
+
+// Validate checks the combinations.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := c.Telemetry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	switch c.AuthMode {
+	case AuthOIDC:
+		if c.AuthAudience == "" || len(c.AllowedPrincipals) == 0 {
+			errs = append(errs, errors.New("AUTH_MODE=oidc needs AUTH_AUDIENCE and AUTH_ALLOWED_PRINCIPALS"))
+		}
+	case AuthStatic:
+		if c.Tokens == "" {
+			errs = append(errs, errors.New("AUTH_MODE=static needs REPLAYER_TOKENS"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("AUTH_MODE=%q: want oidc or static", c.AuthMode))
+	}
+	switch c.PushAuth {
+	case "oidc":
+		if c.PushAudience == "" || len(c.PushServiceAccounts) == 0 {
+			errs = append(errs, errors.New("PUSH_AUTH=oidc needs PUSH_AUDIENCE and PUSH_SERVICE_ACCOUNTS"))
+		}
+	case "none":
+	default:
+		errs = append(errs, fmt.Errorf("PUSH_AUTH=%q: want oidc or none", c.PushAuth))
+	}
+	if c.SessionKey != "" && len(c.SessionKey) < 32 {
+		errs = append(errs, errors.New("SESSION_KEY must be at least 32 bytes"))
+	}
+	if c.ReplayRatePerSec <= 0 {
+		errs = append(errs, errors.New("REPLAY_RATE_PER_SEC must be > 0"))
+	}
+	if c.BulkMax <= 0 {
+		errs = append(errs, errors.New("BULK_MAX must be > 0"))
+	}
+	return errors.Join(errs...)
+}
