@@ -5,16 +5,144 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/config"
+	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/server"
+	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/processor/internal/breaker"
+	"github.com/leadpipe/leadpipe/processor/internal/claim"
+	"github.com/leadpipe/leadpipe/processor/internal/crm"
+	"github.com/leadpipe/leadpipe/processor/internal/crm/hubspot"
+	"github.com/leadpipe/leadpipe/processor/internal/crm/salesforce"
+	"github.com/leadpipe/leadpipe/processor/internal/crm/webhook"
+	"github.com/leadpipe/leadpipe/processor/internal/dlq"
+	"github.com/leadpipe/leadpipe/processor/internal/enrich"
+	"github.com/leadpipe/leadpipe/processor/internal/push"
+	"github.com/leadpipe/leadpipe/processor/internal/pushauth"
+	"github.com/leadpipe/leadpipe/processor/internal/ratelimit"
+	"github.com/leadpipe/leadpipe/processor/internal/retry"
 )
 
 // Run serves the processor service on srv until ctx ends, reading configuration through env.
 func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
+	var cfg Config
+	if err := config.Load(ctx, &cfg, env); err != nil {
+		return err
+	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = instanceID()
+	}
+	fs, err := firestore.NewClientWithDatabase(ctx, cfg.GCP.ProjectID, cfg.GCP.FirestoreDatabase)
+	if err != nil {
+		return fmt.Errorf("firestore client: %w", err)
+	}
+	defer fs.Close()
+	ps, err := pubsub.NewClient(ctx, cfg.GCP.ProjectID)
+	if err != nil {
+		return fmt.Errorf("pubsub client: %w", err)
+	}
+	defer ps.Close()
+	st := store.New(fs)
+	pub := dlq.New(ps, cfg.GCP.DLQTopic)
+	defer pub.Stop()
+
+	h := &push.Handler{
+		Claims:      claim.New(st, cfg.InstanceID, cfg.LeaseDuration, cfg.MaxAttempts),
+		Store:       st,
+		DLQ:         pub,
+		Routes:      routes(ctx, &cfg, st),
+		MaxAttempts: cfg.MaxAttempts,
+		Budget:      cfg.ProcessBudget,
+	}
+	var pushHandler http.Handler = h
+	if cfg.PushAuth == "oidc" {
+		pushHandler = pushauth.Middleware(pushauth.Config{Audience: cfg.PushAudience, ServiceAccount: cfg.PushServiceAccount})(h)
+	}
+	log := logging.FromContext(ctx)
 	mux := http.NewServeMux()
+	mux.Handle("POST /pubsub/push", withLogger(log, pushHandler))
 	app.Health(mux, nil)
+	log.InfoContext(ctx, "processor serving", "addr", srv.Addr(), "instance", cfg.InstanceID, "crms", len(h.Routes))
 	return srv.ServeHTTP(ctx, mux)
+}
+
+// routes builds each configured CRM's chain: retry(enrich(rate limit(breaker(adapter)))). The
+// limiter sits outside the breaker so that a long wait for a token never counts as a CRM
+// failure.
+func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.Route {
+	hc := &http.Client{Timeout: 15 * time.Second}
+	adapters := map[string]crm.Upserter{}
+	if cfg.SalesforceInstanceURL != "" {
+		adapters["salesforce"] = salesforce.New(salesforce.Config{InstanceURL: cfg.SalesforceInstanceURL, TokenURL: cfg.SalesforceTokenURL,
+			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, APIVersion: cfg.SalesforceAPIVersion, HTTPClient: hc})
+	}
+	if cfg.HubSpotBaseURL != "" {
+		adapters["hubspot"] = hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotBaseURL, AccessToken: cfg.HubSpotAccessToken, HTTPClient: hc})
+	}
+	if cfg.WebhookCRMURL != "" {
+		adapters["webhook"] = webhook.New(webhook.Config{URL: cfg.WebhookCRMURL, HTTPClient: hc})
+	}
+	var meta *enrich.Meta
+	if cfg.MetaAccessToken != "" {
+		meta = &enrich.Meta{BaseURL: cfg.MetaGraphURL, Version: cfg.MetaGraphVersion, AccessToken: cfg.MetaAccessToken, HTTPClient: hc}
+	}
+	policy := retry.Default
+	policy.Spacing = cfg.RetrySpacing
+	out := map[string]push.Route{}
+	for name, a := range adapters {
+		b := breaker.New(name, cfg.BreakerThreshold, cfg.BreakerCooldown, healthWriter(ctx, st, name))
+		out[name] = push.Route{Gate: b, Upserter: crm.Chain(a,
+			retry.Middleware(policy),
+			enrich.Middleware(meta),
+			ratelimit.Middleware(ratelimit.New(cfg.CRMRatePerSec, cfg.RateMaxWait)),
+			breaker.Middleware(b),
+		)}
+	}
+	return out
+}
+
+// healthWriter records breaker transitions in crm_health/{crm} for the replayer's auto-replay.
+func healthWriter(ctx context.Context, st *store.Store, name string) func(string) {
+	return func(state string) {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		now := st.Now()
+		h := store.CRMHealth{CRM: name, State: state, ChangedAt: now}
+		if state == store.CRMClosed {
+			h.LastSuccessAt = now
+		} else {
+			h.LastFailureAt = now
+		}
+		log := logging.FromContext(ctx)
+		log.WarnContext(wctx, "crm circuit changed", "crm", name, "state", state)
+		if err := st.SetCRMHealth(wctx, h); err != nil {
+			log.ErrorContext(wctx, "crm health not written", "crm", name, "error", err.Error())
+		}
+	}
+}
+
+// withLogger puts the service's logger into each request's context.
+func withLogger(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), log)))
+	})
+}
+
+func instanceID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
 }

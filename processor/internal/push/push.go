@@ -1,0 +1,244 @@
+// Package push is the processor's Pub/Sub push handler: decode the envelope, claim the event,
+// upsert it through the CRM chain, record the verdict and answer so that Pub/Sub acks (2xx) or
+// redelivers (anything else). Every status is chosen on purpose; see Handler.
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/leadpipe/leadpipe/common/event"
+	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/pushmsg"
+	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/processor/internal/claim"
+	"github.com/leadpipe/leadpipe/processor/internal/crm"
+	"github.com/leadpipe/leadpipe/processor/internal/dlq"
+	"github.com/leadpipe/leadpipe/processor/internal/retry"
+)
+
+// Publisher sends quarantined events to leads-dlq.
+type Publisher interface {
+	Publish(ctx context.Context, m dlq.Message) (string, error)
+}
+
+var _ Publisher = (*dlq.Publisher)(nil)
+
+// Gate reports whether a CRM refuses calls right now (its circuit is open).
+type Gate interface{ Open() bool }
+
+// Route is one CRM: its middleware chain and its breaker.
+type Route struct {
+	Upserter crm.Upserter
+	Gate     Gate // may be nil
+}
+
+// Handler handles POST /pubsub/push. It is safe for concurrent use. Statuses:
+//
+//	200 ack: succeeded, duplicate (already succeeded), terminal (quarantined or discarded),
+//	    quarantined now (and published to leads-dlq), malformed envelope or unusable event
+//	    (recorded in the log, and published to leads-dlq when the message is readable)
+//	429 nack: another instance holds a live lease on the event; retry after backoff
+//	503 nack: a retryable failure outlasted the in-request retries, the CRM's circuit is open,
+//	    Firestore or the DLQ publish failed, or a newer claim superseded this one
+//	500 nack: an unexpected internal error
+//
+// Every non-2xx makes Pub/Sub redeliver (and slows the subscription), so only real failures
+// answer one.
+type Handler struct {
+	Claims      *claim.Claimer
+	Store       *store.Store
+	DLQ         Publisher
+	Routes      map[string]Route
+	MaxAttempts int
+	// Budget bounds the work of one request, well under the subscription's ack deadline.
+	Budget time.Duration
+	// MaxBody bounds the envelope; default 1 MiB.
+	MaxBody int64
+}
+
+type answer struct {
+	status  int
+	Outcome string `json:"outcome"`
+	Attempt int    `json:"attempt,omitempty"`
+	Class   string `json:"failure_class,omitempty"`
+}
+
+// ServeHTTP handles one push delivery.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a := h.handle(r.Context(), r)
+	w.Header().Set("Content-Type", "application/json")
+	if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(a.status)
+	_ = json.NewEncoder(w).Encode(a)
+}
+
+func (h *Handler) handle(ctx context.Context, r *http.Request) answer {
+	log := logging.FromContext(ctx)
+	limit := h.MaxBody
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	env, err := pushmsg.Decode(r.Body, limit)
+	if err != nil {
+		log.ErrorContext(ctx, "malformed push envelope: acked", "error", err.Error())
+		return answer{status: http.StatusOK, Outcome: "malformed"}
+	}
+	msg := env.Message
+	log = log.With("message_id", msg.MessageID)
+	var ev event.Event
+	if err := json.Unmarshal(msg.Data, &ev); err != nil {
+		return h.unusable(ctx, env, "undecodable event data")
+	}
+	if err := ev.Validate(); err != nil {
+		return h.unusable(ctx, env, "invalid event: "+err.Error())
+	}
+	log = log.With("event_id", ev.EventID, "doc_id", event.DocID(ev.IdempotencyKey))
+	ctx = logging.WithLogger(ctx, log)
+	route, known := h.Routes[ev.Routing.CRM]
+	if known && route.Gate != nil && route.Gate.Open() {
+		return answer{status: http.StatusServiceUnavailable, Outcome: "crm_circuit_open", Class: string(failure.Outage)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.Budget)
+	defer cancel()
+	lease, err := h.Claims.Claim(ctx, &ev, claim.Delivery{MessageID: msg.MessageID, DeliveryAttempt: env.Attempt(), ReplayID: msg.Attributes[pushmsg.AttrReplayID]})
+	switch {
+	case errors.Is(err, claim.ErrSucceeded):
+		return answer{status: http.StatusOK, Outcome: "duplicate"}
+	case errors.Is(err, claim.ErrTerminal):
+		return answer{status: http.StatusOK, Outcome: "terminal"}
+	case errors.Is(err, claim.ErrLeaseHeld):
+		return answer{status: http.StatusTooManyRequests, Outcome: "lease_held"}
+	case errors.Is(err, claim.ErrPendingDLQ):
+		return h.publish(ctx, env, lease.Doc)
+	case err != nil:
+		log.ErrorContext(ctx, "claim failed", "error", err.Error())
+		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable"}
+	}
+	att := store.Attempt{Number: lease.Attempt, Fence: lease.Fence, Owner: lease.Owner, MessageID: msg.MessageID,
+		Delivery: env.Attempt(), ReplayID: msg.Attributes[pushmsg.AttrReplayID], StartedAt: lease.StartedAt}
+	if !known {
+		return h.quarantine(ctx, env, lease, &att, failure.New(failure.Permanent, 0, "no CRM adapter configured for "+ev.Routing.CRM))
+	}
+	var tries atomic.Int32
+	start := time.Now()
+	res, cerr := route.Upserter.Upsert(retry.WithCounter(ctx, &tries), &ev)
+	att.Tries = int(tries.Load())
+	// The verdict is written even when the push request was cancelled: the CRM call happened.
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer wcancel()
+	if cerr == nil {
+		return h.succeed(wctx, lease, &att, res, time.Since(start))
+	}
+	fe := classified(cerr)
+	att.Class, att.Code, att.Message = string(fe.Class), fe.Code, fe.Message
+	switch {
+	case fe.Class == failure.Outage:
+		return h.fail(wctx, lease, &att, fe, true)
+	case fe.Class == failure.Retryable && lease.Relative < h.MaxAttempts:
+		return h.fail(wctx, lease, &att, fe, false)
+	case fe.Class == failure.Retryable:
+		fe = &failure.Error{Class: fe.Class, Code: fe.Code, Message: "gave up after " + strconv.Itoa(lease.Relative) + " attempts: " + fe.Message}
+	}
+	return h.quarantine(wctx, env, lease, &att, fe)
+}
+
+// classified returns err's failure, treating unclassified errors (the budget ran out) as
+// retryable.
+func classified(err error) *failure.Error {
+	var fe *failure.Error
+	if errors.As(err, &fe) {
+		return fe
+	}
+	msg := "unclassified error"
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = "processing budget exceeded"
+	} else if errors.Is(err, context.Canceled) {
+		msg = "request cancelled"
+	}
+	return &failure.Error{Class: failure.Retryable, Message: msg, Err: err}
+}
+
+func (h *Handler) record(ctx context.Context, lease *claim.Lease, att *store.Attempt, outcome string) {
+	att.Outcome, att.FinishedAt = outcome, h.Store.Now()
+	if err := h.Store.AddAttempt(ctx, lease.DocID, *att); err != nil {
+		logging.FromContext(ctx).WarnContext(ctx, "attempt history not written", "error", err.Error())
+	}
+}
+
+func (h *Handler) succeed(ctx context.Context, lease *claim.Lease, att *store.Attempt, res crm.Result, d time.Duration) answer {
+	att.Code = res.StatusCode
+	state, err := h.Claims.Complete(ctx, lease, claim.Result{RecordID: res.RecordID, RequestID: res.RequestID, StatusCode: res.StatusCode, Duration: d})
+	switch {
+	case errors.Is(err, store.ErrFenceSuperseded):
+		h.record(ctx, lease, att, "superseded")
+		if state == store.StateSucceeded {
+			return answer{status: http.StatusOK, Outcome: "duplicate", Attempt: lease.Attempt}
+		}
+		// The newer holder has not finished; its verdict decides. Redeliver to learn it.
+		return answer{status: http.StatusServiceUnavailable, Outcome: "superseded", Attempt: lease.Attempt}
+	case err != nil:
+		logging.FromContext(ctx).ErrorContext(ctx, "result not written", "error", err.Error())
+		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
+	}
+	h.record(ctx, lease, att, "succeeded")
+	return answer{status: http.StatusOK, Outcome: "succeeded", Attempt: lease.Attempt}
+}
+
+func (h *Handler) fail(ctx context.Context, lease *claim.Lease, att *store.Attempt, fe *failure.Error, outage bool) answer {
+	err := h.Claims.Fail(ctx, lease, string(fe.Class), fe.Message, outage)
+	h.record(ctx, lease, att, "failed")
+	if err != nil && !errors.Is(err, store.ErrFenceSuperseded) {
+		logging.FromContext(ctx).ErrorContext(ctx, "failure not written", "error", err.Error())
+	}
+	return answer{status: http.StatusServiceUnavailable, Outcome: "failed", Attempt: lease.Attempt, Class: string(fe.Class)}
+}
+
+func (h *Handler) quarantine(ctx context.Context, env *pushmsg.Envelope, lease *claim.Lease, att *store.Attempt, fe *failure.Error) answer {
+	doc, err := h.Claims.Quarantine(ctx, lease, string(fe.Class), fe.Message)
+	if err != nil {
+		h.record(ctx, lease, att, "superseded")
+		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
+	}
+	h.record(ctx, lease, att, "quarantined")
+	logging.FromContext(ctx).WarnContext(ctx, "event quarantined", "failure_class", fe.Class, "error_message", fe.Message)
+	a := h.publish(ctx, env, doc)
+	a.Attempt = lease.Attempt
+	return a
+}
+
+// publish sends the quarantined event to leads-dlq and marks it published; a failed publish
+// nacks so the next delivery publishes again (the claim returns ErrPendingDLQ).
+func (h *Handler) publish(ctx context.Context, env *pushmsg.Envelope, doc store.EventDoc) answer {
+	if _, err := h.DLQ.Publish(ctx, dlq.FromDoc(env.Message.Data, env.Message.Attributes, doc)); err != nil {
+		logging.FromContext(ctx).ErrorContext(ctx, "dlq publish failed", "error", err.Error())
+		return answer{status: http.StatusServiceUnavailable, Outcome: "dlq_unavailable", Class: doc.FailureClass}
+	}
+	if err := h.Claims.MarkDLQPublished(ctx, doc.DocID); err != nil {
+		// Published but not marked: a redelivery publishes again; the replayer keeps one DLQ
+		// record per event, so the duplicate is harmless.
+		logging.FromContext(ctx).WarnContext(ctx, "dlq publish not marked", "error", err.Error())
+	}
+	return answer{status: http.StatusOK, Outcome: "quarantined", Class: doc.FailureClass}
+}
+
+// unusable dead-letters a message whose data is not a valid event, then acks: retrying cannot
+// fix it.
+func (h *Handler) unusable(ctx context.Context, env *pushmsg.Envelope, reason string) answer {
+	now := time.Now().UTC()
+	if _, err := h.DLQ.Publish(ctx, dlq.Message{Data: env.Message.Data, Attributes: env.Message.Attributes,
+		FailureClass: string(failure.Permanent), ErrorMessage: reason, AttemptCount: 1, FirstReceivedAt: env.Message.PublishTime, LastAttemptAt: now}); err != nil {
+		logging.FromContext(ctx).ErrorContext(ctx, "dlq publish failed", "error", err.Error())
+		return answer{status: http.StatusServiceUnavailable, Outcome: "dlq_unavailable"}
+	}
+	logging.FromContext(ctx).WarnContext(ctx, "unusable event dead-lettered", "reason", reason)
+	return answer{status: http.StatusOK, Outcome: "unusable", Class: string(failure.Permanent)}
+}
