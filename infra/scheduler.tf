@@ -1,0 +1,63 @@
+# Periodic work. Cloud Run gives CPU only during requests, so the outbox sweep and auto-replay
+# are HTTP endpoints that Cloud Scheduler calls with an OIDC token of the scheduler account
+# (locally a ticker calls them).
+
+locals {
+  scheduler_region = coalesce(var.scheduler_region, var.region)
+}
+
+# Publishes events whose publish failed after they were persisted (the outbox).
+resource "google_cloud_scheduler_job" "ingest_sweep" {
+  project          = var.project_id
+  region           = local.scheduler_region
+  name             = "${var.name_prefix}-ingest-sweep"
+  description      = "leadpipe: publish persisted but unpublished events (ingest outbox sweep)"
+  schedule         = var.sweep_schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "60s"
+
+  # The next run comes within a minute; no need to retry this one.
+  retry_config {
+    retry_count = 0
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${local.service_urls.ingest}/internal/sweep"
+
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = local.service_urls.ingest
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Replays retryable and outage DLQ records once the CRM's circuit is closed again, and resumes
+# interrupted bulk replay jobs.
+resource "google_cloud_scheduler_job" "replayer_auto_replay" {
+  project          = var.project_id
+  region           = local.scheduler_region
+  name             = "${var.name_prefix}-replayer-auto-replay"
+  description      = "leadpipe: auto-replay of retryable DLQ records"
+  schedule         = var.auto_replay_schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "300s"
+
+  retry_config {
+    retry_count = 0
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${local.service_urls.replayer}/internal/auto-replay"
+
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = local.service_urls.replayer
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
