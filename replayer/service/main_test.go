@@ -1,0 +1,296 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/leadpipe/leadpipe/common/event"
+	"github.com/leadpipe/leadpipe/common/pushmsg"
+	"github.com/leadpipe/leadpipe/common/server"
+	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/devstack/devstacktest"
+	"github.com/leadpipe/leadpipe/replayer/service"
+)
+
+// Tokens of the service under test: alice may read raw payloads, bob may not.
+const (
+	aliceToken = "tok-alice-0123456789"
+	bobToken   = "tok-bob-0123456789"
+)
+
+var (
+	env      *devstacktest.Env
+	baseURL  string
+	st       *store.Store
+	psClient *pubsub.Client
+	leadsTop string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var err error
+	env, err = devstacktest.Start(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start emulators:", err)
+		return 1
+	}
+	defer env.Close()
+	srv, err := server.New("127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	baseURL = srv.URL()
+	if err := env.Provision(ctx, devstacktest.Topology{ReplayerURL: baseURL}); err != nil {
+		fmt.Fprintln(os.Stderr, "provision:", err)
+		return 1
+	}
+	fs, err := env.FirestoreClient(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer fs.Close()
+	st = store.New(fs)
+	if psClient, err = env.PubSubClient(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer psClient.Close()
+	leadsTop = "projects/" + env.ProjectID + "/topics/leads"
+
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Run(ctx, env.Lookuper(map[string]string{
+			"AUTH_MODE":            "static",
+			"REPLAYER_TOKENS":      aliceToken + "=alice," + bobToken + "=bob",
+			"REPLAYER_RAW_READERS": "alice",
+			"PUSH_AUTH":            "none",
+			"REPLAY_RATE_PER_SEC":  "50",
+			"AUTO_REPLAY_COOLDOWN": "1h",
+		}), srv)
+	}()
+	if err := waitReady(ctx, done); err != nil {
+		fmt.Fprintln(os.Stderr, "replayer not ready:", err)
+		return 1
+	}
+	code := m.Run()
+	cancel()
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, "replayer:", err)
+		return 1
+	}
+	return code
+}
+
+func waitReady(ctx context.Context, done <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return fmt.Errorf("exited: %v", err)
+		default:
+		}
+		resp, err := http.Get(baseURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return ctx.Err()
+}
+
+// reset clears Firestore between tests.
+func reset(t *testing.T) {
+	t.Helper()
+	if err := env.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newEvent returns a valid normalized event for key suffix n.
+func newEvent(n string) event.Event {
+	key := event.IdempotencyKey("demo", event.TypeLeadCreated, "lead-"+n)
+	return event.Event{
+		SchemaVersion: event.SchemaVersion, EventID: "ev-" + n, EventType: event.TypeLeadCreated,
+		Source: "demo", SourceEventID: "lead-" + n, OccurredAt: time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC),
+		IdempotencyKey: key,
+		Identity:       event.Identity{ContactExternalID: "c-" + n},
+		Routing:        event.Routing{CRM: "salesforce", Object: "Lead", UpsertKey: "External_Id__c", Mode: event.ModeUpsert},
+		Audit:          event.Audit{ReceivedAt: time.Date(2025, 5, 1, 12, 0, 1, 0, time.UTC), NormalizedEventRef: store.DocPath(event.DocID(key))},
+		MappingVersion: "canonical-1", CorrelationID: "corr-" + n,
+	}
+}
+
+// seed creates the event document in state s with a few recorded attempts.
+func seed(t *testing.T, ev event.Event, s store.State, attempts int) string {
+	t.Helper()
+	doc := &store.EventDoc{
+		IdempotencyKey: ev.IdempotencyKey, EventID: ev.EventID, Source: ev.Source, EventType: ev.EventType,
+		MappingVersion: ev.MappingVersion, Event: ev, State: s, Attempts: attempts,
+		LastAttemptAt: time.Now().UTC(),
+	}
+	if s == store.StateQuarantined {
+		doc.FailureClass, doc.ErrorMessage = "permanent", "crm said 400: INVALID_FIELD"
+	}
+	ctx := context.Background()
+	if err := st.CreateEvent(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= attempts; i++ {
+		if err := st.AddAttempt(ctx, doc.DocID, store.Attempt{Number: i, Fence: int64(i), Owner: "proc-1", Outcome: "failed",
+			Class: "permanent", Code: 400, Message: "INVALID_FIELD", StartedAt: time.Now().UTC(), FinishedAt: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return doc.DocID
+}
+
+// processorAttrs are the attributes the processor adds when it quarantines.
+func processorAttrs(ev event.Event, class, msg string, attempts int) map[string]string {
+	a := baseAttrs(ev)
+	a[pushmsg.AttrFailureClass] = class
+	a[pushmsg.AttrErrorMessage] = msg
+	a[pushmsg.AttrAttemptCount] = fmt.Sprint(attempts)
+	a[pushmsg.AttrQuarantinedBy] = "processor"
+	a[pushmsg.AttrLastAttemptAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	return a
+}
+
+// pubsubAttrs are the attributes Pub/Sub adds when it dead-letters.
+func pubsubAttrs(ev event.Event, deliveries int) map[string]string {
+	a := baseAttrs(ev)
+	a[pushmsg.AttrDLSourceDeliveryCount] = fmt.Sprint(deliveries)
+	a[pushmsg.AttrDLSourceSubscription] = "leads-processor"
+	a[pushmsg.AttrDLSourceSubscriptionProject] = "leadpipe-test"
+	a[pushmsg.AttrDLSourceTopicPublishTime] = time.Now().UTC().Format(time.RFC3339Nano)
+	return a
+}
+
+func baseAttrs(ev event.Event) map[string]string {
+	return map[string]string{
+		pushmsg.AttrIdempotencyKey: ev.IdempotencyKey, pushmsg.AttrEventID: ev.EventID,
+		pushmsg.AttrSource: ev.Source, pushmsg.AttrEventType: ev.EventType,
+		pushmsg.AttrSchemaVersion: ev.SchemaVersion, pushmsg.AttrMappingVersion: ev.MappingVersion,
+	}
+}
+
+// publishDLQ publishes a dead-letter message to leads-dlq with the real client; the emulator
+// pushes it to the replayer.
+func publishDLQ(t *testing.T, ev event.Event, attrs map[string]string) {
+	t.Helper()
+	data, _ := json.Marshal(ev)
+	p := psClient.Publisher("leads-dlq")
+	defer p.Stop()
+	if _, err := p.Publish(context.Background(), &pubsub.Message{Data: data, Attributes: attrs}).Get(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pushDLQ POSTs a push envelope straight to the replayer and returns the status.
+func pushDLQ(t *testing.T, ev event.Event, attrs map[string]string, msgID string) int {
+	t.Helper()
+	data, _ := json.Marshal(ev)
+	body, _ := json.Marshal(map[string]any{
+		"message": map[string]any{"data": base64.StdEncoding.EncodeToString(data), "attributes": attrs,
+			"messageId": msgID, "publishTime": time.Now().UTC().Format(time.RFC3339Nano)},
+		"subscription": "projects/leadpipe-test/subscriptions/leads-dlq-replayer",
+	})
+	resp, err := http.Post(baseURL+"/pubsub/dlq", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// call makes an API request and decodes the JSON answer into out (when not nil).
+func call(t *testing.T, method, path, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, baseURL+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// eventually polls cond until it holds or a generous deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// leadsMessages returns the messages published to leads for an idempotency key.
+func leadsMessages(key string) []map[string]string {
+	var out []map[string]string
+	for _, m := range env.PubSub.Messages(leadsTop) {
+		if m.Attributes[pushmsg.AttrIdempotencyKey] == key {
+			out = append(out, m.Attributes)
+		}
+	}
+	return out
+}
+
+func getEvent(t *testing.T, id string) *store.EventDoc {
+	t.Helper()
+	d, err := st.GetEvent(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func setState(t *testing.T, id string, s store.State) {
+	t.Helper()
+	if _, err := st.EventRef(id).Update(context.Background(), []firestore.Update{{Path: "state", Value: s}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
