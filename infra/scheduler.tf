@@ -34,8 +34,7 @@ resource "google_cloud_scheduler_job" "ingest_sweep" {
   depends_on = [google_project_service.apis]
 }
 
-# Replays retryable and outage DLQ records once the CRM's circuit is closed again, and resumes
-# interrupted bulk replay jobs.
+# Replays retryable and outage DLQ records once the CRM's circuit is closed again.
 resource "google_cloud_scheduler_job" "replayer_auto_replay" {
   project          = var.project_id
   region           = local.scheduler_region
@@ -52,6 +51,34 @@ resource "google_cloud_scheduler_job" "replayer_auto_replay" {
   http_target {
     http_method = "POST"
     uri         = "${local.service_urls.replayer}/internal/auto-replay"
+
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = local.service_urls.replayer
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Resumes bulk replay jobs left queued or running by an instance that stopped (their lease has
+# expired); jobs run on background goroutines of whichever instance picks them up.
+resource "google_cloud_scheduler_job" "replayer_resume_jobs" {
+  project          = var.project_id
+  region           = local.scheduler_region
+  name             = "${var.name_prefix}-replayer-resume-jobs"
+  description      = "leadpipe: resume interrupted bulk replay jobs"
+  schedule         = var.resume_jobs_schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "60s"
+
+  retry_config {
+    retry_count = 0
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${local.service_urls.replayer}/internal/replay-jobs/resume"
 
     oidc_token {
       service_account_email = google_service_account.scheduler.email

@@ -172,7 +172,7 @@ variable "ingest_env" {
 }
 
 variable "processor_env" {
-  description = "Extra plain environment variables for the processor, e.g. CRM selection and rate limits (see processor/README.md)."
+  description = "Extra plain environment variables for the processor (see processor/README.md): the CRM endpoint (SALESFORCE_INSTANCE_URL and SALESFORCE_TOKEN_URL, HUBSPOT_BASE_URL or WEBHOOK_CRM_URL; one is required), rate limit, breaker and retry tuning."
   type        = map(string)
   default     = {}
 }
@@ -192,13 +192,9 @@ variable "sources_secret" {
 }
 
 variable "ingest_secret_env" {
-  description = "Environment variables of ingest read from Secret Manager: env name => secret id. Sources in sources.yaml refer to them as env:NAME (webhook signing secrets). Sources may instead refer to a secret version by name (projects/P/secrets/S/versions/V): list such secret ids in ingest_secret_refs."
+  description = "Environment variables of ingest read from Secret Manager: env name => secret id, e.g. { TYPEFORM_SECRET = \"leadpipe-typeform-secret\" }. Sources in sources.yaml refer to them as env:NAME (signing secrets, verify tokens); the names are the deployment's choice. Sources may instead refer to a secret version by name (projects/P/secrets/S/versions/V): list such secret ids in ingest_secret_refs."
   type        = map(string)
-  default = {
-    META_APP_SECRET         = "leadpipe-meta-app-secret"
-    TYPEFORM_WEBHOOK_SECRET = "leadpipe-typeform-webhook-secret"
-    STANDARD_WEBHOOK_SECRET = "leadpipe-standard-webhook-secret"
-  }
+  default     = {}
 }
 
 variable "ingest_secret_refs" {
@@ -208,13 +204,11 @@ variable "ingest_secret_refs" {
 }
 
 variable "processor_secret_env" {
-  description = "Environment variables of the processor read from Secret Manager: env name => secret id (CRM credentials)."
+  description = "Environment variables of the processor read from Secret Manager: env name => secret id (CRM credentials). Add HUBSPOT_ACCESS_TOKEN or META_ACCESS_TOKEN here when those are used; the non-secret SALESFORCE_INSTANCE_URL, SALESFORCE_TOKEN_URL, HUBSPOT_BASE_URL or WEBHOOK_CRM_URL go in processor_env (the processor refuses to start without one CRM configured)."
   type        = map(string)
   default = {
     SALESFORCE_CLIENT_ID     = "leadpipe-salesforce-client-id"
     SALESFORCE_CLIENT_SECRET = "leadpipe-salesforce-client-secret"
-    SALESFORCE_INSTANCE_URL  = "leadpipe-salesforce-instance-url"
-    SALESFORCE_TOKEN_URL     = "leadpipe-salesforce-token-url"
   }
 }
 
@@ -256,6 +250,12 @@ variable "sweep_schedule" {
 
 variable "auto_replay_schedule" {
   description = "Cron schedule of the replayer's auto-replay (POST /internal/auto-replay)."
+  type        = string
+  default     = "*/5 * * * *"
+}
+
+variable "resume_jobs_schedule" {
+  description = "Cron schedule of the replayer's resume of interrupted bulk replay jobs (POST /internal/replay-jobs/resume)."
   type        = string
   default     = "*/5 * * * *"
 }
