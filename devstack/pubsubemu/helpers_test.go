@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	srv, err := pubsubemu.Start(context.Background(), pubsubemu.Options{
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MaxPushBackoff: 200 * time.Millisecond,
-		PushTimeout:    500 * time.Millisecond,
+		PushTimeout:    time.Second,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -110,7 +110,8 @@ func publish(t *testing.T, c *pubsub.Client, topic string, msgs ...*pubsub.Messa
 
 // push is one request received by an endpoint.
 type push struct {
-	at     time.Time
+	at     time.Time // the handler started
+	end    time.Time // the handler chose its answer
 	header http.Header
 	raw    []byte
 	env    envelope
@@ -161,6 +162,7 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.byID[p.env.Message.MessageID]++
 	n := e.byID[p.env.Message.MessageID]
+	idx := len(e.pushes)
 	e.pushes = append(e.pushes, p)
 	e.mu.Unlock()
 	select {
@@ -172,9 +174,12 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		code = e.respond(p, n)
 	}
 	if code == hang {
-		time.Sleep(800 * time.Millisecond) // longer than the tests' PushTimeout
+		time.Sleep(1500 * time.Millisecond) // longer than the tests' PushTimeout
 		code = http.StatusOK
 	}
+	e.mu.Lock()
+	e.pushes[idx].end = time.Now()
+	e.mu.Unlock()
 	w.WriteHeader(code)
 }
 

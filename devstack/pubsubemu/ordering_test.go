@@ -129,24 +129,7 @@ func TestOrderingOneOutstandingPerKey(t *testing.T) {
 func TestMaxConcurrentPushes(t *testing.T) {
 	t.Parallel()
 	const limit = 3
-	srv, err := pubsubemu.Start(context.Background(), pubsubemu.Options{
-		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
-		MaxConcurrentPushes: limit,
-	})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	// This server is not the one in PUBSUB_EMULATOR_HOST: dial it the way
-	// the client does for an emulator.
-	cl, err := pubsub.NewClient(context.Background(), project,
-		option.WithEndpoint(srv.Addr()), option.WithoutAuthentication(),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { cl.Close() })
-
+	srv, cl := startPrivate(t, pubsubemu.Options{MaxConcurrentPushes: limit})
 	ep := newConcurrency(40 * time.Millisecond)
 	hs := httptest.NewServer(ep)
 	t.Cleanup(hs.Close)
@@ -166,4 +149,24 @@ func TestMaxConcurrentPushes(t *testing.T) {
 	if ep.maxActive < 2 {
 		t.Errorf("at most %d pushes in flight, want concurrency up to %d", ep.maxActive, limit)
 	}
+}
+
+// startPrivate starts an emulator of the test's own, for options the shared
+// one cannot have, and a client dialling it as the client dials an emulator.
+func startPrivate(t *testing.T, opts pubsubemu.Options) (*pubsubemu.Server, *pubsub.Client) {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := pubsubemu.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cl, err := pubsub.NewClient(context.Background(), project,
+		option.WithEndpoint(srv.Addr()), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return srv, cl
 }

@@ -3,13 +3,17 @@ package pubsubemu_test
 import (
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+
+	"github.com/leadpipe/leadpipe/devstack/pubsubemu"
 )
 
 func TestPushEnvelope(t *testing.T) {
@@ -119,7 +123,7 @@ func TestNackRedelivers(t *testing.T) {
 		code int // of the first answer; 0: connection refused
 	}{
 		{"500", 500}, {"400", 400}, {"429", 429}, {"404", 404}, {"302", 302},
-		{"timeout", hang}, // PushTimeout is 500ms
+		{"timeout", hang}, // PushTimeout is 1s
 		{"connection refused", 0},
 	}
 	for _, tc := range cases {
@@ -157,5 +161,50 @@ func TestNackRedelivers(t *testing.T) {
 				t.Errorf("PushStats = %+v, want 2 deliveries, 1 nack, 1 ack", st)
 			}
 		})
+	}
+}
+
+// TestAckDeadlineIsPushTimeout uses Pub/Sub's default ack deadline of 10 s
+// (no Options.PushTimeout): an endpoint that does not answer in time is
+// abandoned and the message redelivered.
+func TestAckDeadlineIsPushTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the 10 s ack deadline")
+	}
+	t.Parallel()
+	srv, c := startPrivate(t, pubsubemu.Options{})
+	var mu sync.Mutex
+	var waited []time.Duration
+	var calls int
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // so the server notices the client going away
+		mu.Lock()
+		calls++
+		first := calls == 1
+		mu.Unlock()
+		start := time.Now()
+		if first {
+			select { // hold the push until the emulator gives up
+			case <-r.Context().Done():
+			case <-time.After(20 * time.Second):
+			}
+		}
+		mu.Lock()
+		waited = append(waited, time.Since(start))
+		mu.Unlock()
+		w.WriteHeader(200)
+	}))
+	t.Cleanup(hs.Close)
+	topic := createTopic(t, c)
+	sub := createSub(t, c, &pubsubpb.Subscription{Topic: topic, PushConfig: pushTo(hs.URL)})
+	publish(t, c, topic, &pubsub.Message{Data: []byte("x")})
+	eventually(t, 20*time.Second, "ack after a timeout", func() bool { return srv.PushStats(sub).Acked == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if st := srv.PushStats(sub); st.Nacked != 1 || st.Delivered != 2 {
+		t.Errorf("PushStats = %+v, want 2 deliveries, 1 nack (timeout), 1 ack", st)
+	}
+	if waited[0] < 9500*time.Millisecond {
+		t.Errorf("first push abandoned after %v, want about the 10 s ack deadline", waited[0])
 	}
 }

@@ -31,11 +31,12 @@ func TestRetryPolicyBackoff(t *testing.T) {
 		}})
 	publish(t, c, topic, &pubsub.Message{Data: []byte("x")})
 	got := ep.waitFor(t, 10*time.Second, "six pushes", atLeast(6))
-	// Lower bounds only: the nth redelivery waits at least
-	// min(minimum_backoff * 2^(n-1), maximum_backoff) after the nack.
+	// Lower bounds only: the nth redelivery starts at least
+	// min(minimum_backoff * 2^(n-1), maximum_backoff) after the endpoint
+	// answered the nth push.
 	want := minBackoff
 	for i := 1; i < 6; i++ {
-		gap := got[i].at.Sub(got[i-1].at)
+		gap := got[i].at.Sub(got[i-1].end)
 		if gap < want {
 			t.Errorf("gap before push %d = %v, want >= %v", i+1, gap, want)
 		}
@@ -183,7 +184,7 @@ func TestPushBackoffWithoutRetryPolicy(t *testing.T) {
 	// No retry policy: redelivered as soon as the subscription's push
 	// backoff (100 ms, doubling, capped at 200 ms in these tests) ends.
 	for i, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond} {
-		if gap := got[i+1].at.Sub(got[i].at); gap < want {
+		if gap := got[i+1].at.Sub(got[i].end); gap < want {
 			t.Errorf("gap before push %d = %v, want >= %v", i+2, gap, want)
 		}
 	}
