@@ -135,9 +135,9 @@ func newEvent(ext string) *event.Event {
 	return &event.Event{
 		SchemaVersion: event.SchemaVersion, EventID: fmt.Sprintf("evt-%d-%d", now.UnixNano(), n), EventType: event.TypeLeadCreated,
 		Source: "e2e", OccurredAt: now, IdempotencyKey: event.IdempotencyKey("e2e", event.TypeLeadCreated, fmt.Sprintf("%s-%d-%d", ext, now.UnixNano(), n)),
-		Identity:   event.Identity{ContactExternalID: ext, Email: ext + "@example.com"},
-		Attributes: map[string]string{"first_name": "Ada", "last_name": "Lovelace", "company": "Engines"},
-		Routing:    event.Routing{CRM: "salesforce", Object: "Lead", UpsertKey: "External_Id__c", Mode: event.ModeUpsert},
+		Identity:       event.Identity{ContactExternalID: ext, Email: ext + "@example.com"},
+		Attributes:     map[string]string{"first_name": "Ada", "last_name": "Lovelace", "company": "Engines"},
+		Routing:        event.Routing{CRM: "salesforce", Object: "Lead", UpsertKey: "External_Id__c", Mode: event.ModeUpsert},
 		MappingVersion: "e2e@1", CorrelationID: fmt.Sprintf("corr-%d", n),
 	}
 }

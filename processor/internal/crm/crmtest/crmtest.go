@@ -126,7 +126,10 @@ func Run(t *testing.T, a Adapter) {
 		{"500 is retryable", func() { fake.FailNext(fakecrm.Failure{Status: 500}) }, failure.Retryable, 500, 0},
 		{"outage is retryable", func() { fake.SetFaults(fakecrm.Faults{Outage: true}) }, failure.Retryable, 503, 0},
 		{"429 carries Retry-After", func() { fake.SetFaults(fakecrm.Faults{Throttle: 1, RetryAfterSec: 7}) }, failure.Retryable, 429, 7 * time.Second},
-		{"rate limit carries Retry-After", func() { fake.SetFaults(fakecrm.Faults{RateLimitPerSec: 1, RetryAfterSec: 2}); fake.FailNext(fakecrm.Failure{Status: 429}) }, failure.Retryable, 429, 2 * time.Second},
+		{"rate limit carries Retry-After", func() {
+			fake.SetFaults(fakecrm.Faults{RateLimitPerSec: 1, RetryAfterSec: 2})
+			fake.FailNext(fakecrm.Failure{Status: 429})
+		}, failure.Retryable, 429, 2 * time.Second},
 		{"timeout is retryable", func() { fake.SetFaults(fakecrm.Faults{LatencyMS: 3000}) }, failure.Retryable, 0, 0},
 		{"401 after refresh is auth", func() { fake.SetFaults(fakecrm.Faults{AuthFailures: 2}) }, failure.Auth, 401, 0},
 		{"rejected credentials are auth", func() { fake.SetFaults(fakecrm.Faults{RejectCredentials: true}); fake.ExpireTokens() }, failure.Auth, 0, 0},
