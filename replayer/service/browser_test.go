@@ -1,0 +1,181 @@
+package service_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/leadpipe/leadpipe/common/store"
+)
+
+// chromiumPath finds the browser: CHROMIUM_PATH, then Debian's /usr/bin/chromium. In CI a
+// missing browser fails the test; elsewhere it skips.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM_PATH"), "/usr/bin/chromium"} {
+		if p == "" {
+			continue
+		}
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not found (set CHROMIUM_PATH); .ci/run installs Debian's chromium")
+	}
+	t.Skip("chromium not installed; apt-get install chromium")
+	return ""
+}
+
+// The triage page in headless Chromium: sign in, see the quarantined lead in the list, open
+// it, replay it with a reason, and see the record replayed.
+func TestTriagePageInBrowser(t *testing.T) {
+	path := chromiumPath(t)
+	reset(t)
+	ev := newEvent("browser-1")
+	id := seed(t, ev, store.StateQuarantined, 2)
+	pushDLQ(t, ev, processorAttrs(ev, "permanent", "crm 400: INVALID_FIELD Phone", 2), "m-ui1")
+	other := newEvent("browser-2")
+	seed(t, other, store.StateFailed, 10)
+	pushDLQ(t, other, pubsubAttrs(other, 10), "m-ui2")
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	// The first Run starts the browser; it must not carry a timeout (it would stop the browser).
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	defer cancel()
+
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("browser: %s: %v", what, err)
+		}
+	}
+	must("sign in", chromedp.Do(ctx,
+		chromedp.Navigate(baseURL+"/"),
+		chromedp.WaitVisible(css("#token")),
+		chromedp.SendKeys(css("#token"), aliceToken),
+		chromedp.Click(css("#signin")),
+		chromedp.WaitVisible(css("#records")),
+	))
+	list, err := chromedp.Run(ctx, chromedp.Text(css("#records")))
+	must("list", err)
+	must("replay", chromedp.Do(ctx,
+		chromedp.Click(css(`tr[data-id="`+id+`"] a`)),
+		chromedp.WaitVisible(css("#replay-reason")),
+		chromedp.SendKeys(css("#replay-reason"), "phone mapping fixed, INC-7"),
+		chromedp.Click(css("#replay-button")),
+		chromedp.WaitVisible(css("#flash")),
+	))
+	flash, err := chromedp.Run(ctx, chromedp.Text(css("#flash")))
+	must("flash", err)
+	status, err := chromedp.Run(ctx, chromedp.Text(css("#status")))
+	must("status", err)
+	state, err := chromedp.Run(ctx, chromedp.Text(css("#event-state")))
+	must("state", err)
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	must("screenshot", err)
+	if !strings.Contains(list, id[:12]) || !strings.Contains(list, "permanent") || !strings.Contains(list, "retryable") {
+		t.Errorf("list does not show the quarantined leads:\n%s", list)
+	}
+	if status != store.DLQReplayed || state != string(store.StateReceived) || !strings.Contains(flash, "Replayed") {
+		t.Errorf("after replay: status %q state %q flash %q, want replayed/received/Replayed", status, state, flash)
+	}
+	if n := len(leadsMessages(ev.IdempotencyKey)); n != 1 {
+		t.Errorf("%d messages on leads after the page's replay, want 1", n)
+	}
+	var audit struct {
+		Entries []store.AuditEntry `json:"entries"`
+	}
+	call(t, "GET", "/v1/audit?target="+id, aliceToken, nil, &audit)
+	if len(audit.Entries) != 1 || audit.Entries[0].Actor != "alice" || audit.Entries[0].Reason != "phone mapping fixed, INC-7" {
+		t.Errorf("audit after page replay = %+v", audit.Entries)
+	}
+	if err := os.WriteFile("/tmp/triage.png", shot, 0o644); err != nil {
+		t.Log("screenshot:", err)
+	}
+
+	// Without a session the page sends the browser to the login form.
+	fresh, fcancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
+	defer fcancel()
+	must("fresh navigate", chromedp.Do(fresh, chromedp.Navigate(baseURL+"/ui/dlq/"+id)))
+	loc, err := chromedp.Run(fresh, chromedp.Location())
+	must("location", err)
+	if !strings.Contains(loc, "/ui/login") {
+		t.Errorf("unauthenticated page went to %s, want the login form", loc)
+	}
+}
+
+// A form post with a valid session but without the CSRF token is refused.
+func TestTriageFormNeedsCSRF(t *testing.T) {
+	reset(t)
+	ev := newEvent("csrf-1")
+	id := seed(t, ev, store.StateQuarantined, 1)
+	pushDLQ(t, ev, processorAttrs(ev, "permanent", "x", 1), "m-c1")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(baseURL+"/ui/login", url.Values{"token": {aliceToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "replayer_session" {
+			cookie = c
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login: status %d cookie %+v", resp.StatusCode, cookie)
+	}
+	for _, csrf := range []string{"", "forged"} {
+		req, _ := http.NewRequest("POST", baseURL+"/ui/dlq/"+id+"/replay",
+			strings.NewReader(url.Values{"reason": {"r"}, "csrf": {csrf}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(cookie)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("post with csrf %q = %d, want 403", csrf, resp.StatusCode)
+		}
+	}
+	if getEvent(t, id).State != store.StateQuarantined {
+		t.Error("a forged form post replayed the event")
+	}
+	resp, err = client.PostForm(baseURL+"/ui/login", url.Values{"token": {"wrong"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("login with a wrong token = %d, want 401", resp.StatusCode)
+	}
+}
