@@ -227,6 +227,11 @@ func Classify(err error) error {
 	if _, ok := failure.ClassOf(err); ok {
 		return err
 	}
+	// The caller's own cancellation is not a failure of the store. The client returns a bare
+	// context.Canceled (status code Unknown) from its retry loops, so test before the switch.
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
 	code := status.Code(err)
 	var c failure.Class
 	switch code {
@@ -236,11 +241,6 @@ func Classify(err error) error {
 		c = failure.Permanent
 	case codes.AlreadyExists:
 		c = failure.Conflict
-	case codes.Canceled:
-		if errors.Is(err, context.Canceled) {
-			return err
-		}
-		c = failure.Retryable
 	default:
 		c = failure.Retryable
 	}
