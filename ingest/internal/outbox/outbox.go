@@ -1,0 +1,272 @@
+// Package outbox publishes persisted events: to `leads` for events to process, to `leads-dlq`
+// for events ingest quarantined. The event document is the outbox entry: outbox_due_at is set
+// when it is created and removed by MarkPublished, so an event whose publish failed (or whose
+// instance died) is published later by Sweep.
+//
+// Flooding is avoided in two ways. The request that creates an event publishes it at once,
+// without a claim; anyone else (a duplicate delivery, a sweep) must first claim the entry with
+// store.ClaimOutbox, a precondition on the document's update time that exactly one concurrent
+// claimer wins and that moves the due time on by the outbox delay. Duplicates also leave a
+// fresh event alone (Options.Grace): its creator is still publishing it.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/pushmsg"
+	"github.com/leadpipe/leadpipe/common/store"
+)
+
+// Publisher is the part of *pubsub.Publisher the outbox uses (message ordering enabled).
+type Publisher interface {
+	Publish(ctx context.Context, msg *pubsub.Message) *pubsub.PublishResult
+	ResumePublish(orderingKey string)
+}
+
+var _ Publisher = (*pubsub.Publisher)(nil)
+
+// Options tune the outbox.
+type Options struct {
+	// Delay is how long an unpublished event waits before the sweep takes it, and how long a
+	// claim holds it. Default 30 s.
+	Delay time.Duration
+	// Grace is how old an unpublished event must be before a duplicate delivery publishes it.
+	// Default 5 s.
+	Grace time.Duration
+	// PublishTimeout bounds one publish. Default 5 s.
+	PublishTimeout time.Duration
+	// SweepConcurrency bounds publishes in flight during a sweep. Default 16.
+	SweepConcurrency int
+}
+
+func (o *Options) defaults() {
+	if o.Delay <= 0 {
+		o.Delay = 30 * time.Second
+	}
+	if o.Grace < 0 {
+		o.Grace = 0
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 5 * time.Second
+	}
+	if o.SweepConcurrency <= 0 {
+		o.SweepConcurrency = 16
+	}
+}
+
+// Outbox publishes event documents. It is safe for concurrent use.
+type Outbox struct {
+	st    *store.Store
+	leads Publisher
+	dlq   Publisher
+	opts  Options
+}
+
+// New returns an Outbox publishing to leads and dlq.
+func New(st *store.Store, leads, dlq Publisher, opts Options) *Outbox {
+	opts.defaults()
+	return &Outbox{st: st, leads: leads, dlq: dlq, opts: opts}
+}
+
+// Delay is the configured outbox delay.
+func (o *Outbox) Delay() time.Duration { return o.opts.Delay }
+
+// errSkipped: the entry was not published because it needs no publish (it is past the
+// outbox) or another instance holds it.
+var errSkipped = errors.New("outbox entry skipped")
+
+// Publish publishes a document the caller just created (and so owns) and marks it published.
+// On failure the entry stays in the outbox and the sweep retries it after the delay.
+func (o *Outbox) Publish(ctx context.Context, doc *store.EventDoc) error {
+	pub, msg, err := o.message(ctx, doc)
+	if err != nil {
+		return err
+	}
+	if pub == nil {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, o.opts.PublishTimeout)
+	defer cancel()
+	id, err := pub.Publish(pctx, msg).Get(pctx)
+	if err != nil {
+		// A failed publish pauses its ordering key in the client until resumed.
+		pub.ResumePublish(msg.OrderingKey)
+		return fmt.Errorf("publish %s: %w", doc.DocID, err)
+	}
+	if err := o.st.MarkPublished(ctx, doc.DocID, id); err != nil {
+		// Published but still in the outbox: the sweep will publish it again, which the
+		// processor absorbs as a duplicate delivery.
+		return fmt.Errorf("publish %s: %w", doc.DocID, err)
+	}
+	return nil
+}
+
+// Republish publishes an unpublished document read by a duplicate delivery, once it is older
+// than the grace and only if this caller wins the claim. It returns nil when there was nothing
+// to do.
+func (o *Outbox) Republish(ctx context.Context, doc *store.EventDoc) error {
+	if doc.OutboxDueAt == nil || o.st.Now().Sub(doc.CreatedAt) < o.opts.Grace {
+		return nil
+	}
+	if err := o.claimAndPublish(ctx, doc); err != nil && !errors.Is(err, errSkipped) {
+		return err
+	}
+	return nil
+}
+
+func (o *Outbox) claimAndPublish(ctx context.Context, doc *store.EventDoc) error {
+	pub, _, err := o.message(ctx, doc)
+	if err != nil {
+		return err
+	}
+	if pub == nil {
+		// Past the outbox (e.g. already processed): just take it out.
+		if err := o.st.MarkPublished(ctx, doc.DocID, ""); err != nil {
+			return err
+		}
+		return errSkipped
+	}
+	if err := o.st.ClaimOutbox(ctx, doc, o.st.Now().Add(o.opts.Delay)); err != nil {
+		if errors.Is(err, store.ErrOutboxClaimed) {
+			return errSkipped
+		}
+		return err
+	}
+	return o.Publish(ctx, doc)
+}
+
+// SweepResult counts what one sweep did.
+type SweepResult struct {
+	Due       int `json:"due"`
+	Published int `json:"published"`
+	Skipped   int `json:"skipped"`
+	Failed    int `json:"failed"`
+	Batches   int `json:"batches"`
+}
+
+// Sweep publishes due entries, at most batch per query and maxBatches queries, so one call
+// stays bounded. A batch with failures ends the sweep (Pub/Sub or Firestore is likely down;
+// the entries are due again after the delay because their claim moved them). ctx cancellation
+// stops it between publishes.
+func (o *Outbox) Sweep(ctx context.Context, batch, maxBatches int) (SweepResult, error) {
+	var res SweepResult
+	for res.Batches < maxBatches {
+		docs, err := o.st.DueForPublish(ctx, batch)
+		if err != nil {
+			return res, fmt.Errorf("sweep: %w", err)
+		}
+		res.Batches++
+		res.Due += len(docs)
+		failed := o.sweepBatch(ctx, docs, &res)
+		if len(docs) < batch || failed > 0 || ctx.Err() != nil {
+			break
+		}
+	}
+	if res.Published > 0 || res.Failed > 0 {
+		logging.FromContext(ctx).InfoContext(ctx, "outbox sweep", "due", res.Due, "published", res.Published, "failed", res.Failed, "skipped", res.Skipped)
+	}
+	return res, ctx.Err()
+}
+
+func (o *Outbox) sweepBatch(ctx context.Context, docs []*store.EventDoc, res *SweepResult) int {
+	var (
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, o.opts.SweepConcurrency)
+		failed int
+	)
+	for _, d := range docs {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := o.claimAndPublish(ctx, d)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				res.Published++
+			case errors.Is(err, errSkipped):
+				res.Skipped++
+			default:
+				res.Failed++
+				failed++
+				logging.FromContext(ctx).WarnContext(ctx, "outbox publish failed", "doc_id", d.DocID, "error", err.Error())
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// message builds the Pub/Sub message of doc and picks its topic; a nil publisher means the
+// document needs no publish (the processor already has it).
+func (o *Outbox) message(ctx context.Context, doc *store.EventDoc) (Publisher, *pubsub.Message, error) {
+	var pub Publisher
+	switch {
+	case doc.State == store.StateReceived:
+		pub = o.leads
+	case doc.State == store.StateQuarantined && doc.QuarantinedBy == QuarantinedByIngest && doc.PublishedAt.IsZero():
+		pub = o.dlq
+	default:
+		return nil, nil, nil
+	}
+	data, err := json.Marshal(doc.Event)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode event %s: %w", doc.DocID, err)
+	}
+	return pub, &pubsub.Message{Data: data, Attributes: Attributes(ctx, doc), OrderingKey: doc.Event.ContactKey()}, nil
+}
+
+// QuarantinedByIngest is the quarantined_by value of events ingest could not use.
+const QuarantinedByIngest = "ingest"
+
+// Attributes are the message attributes of doc: those of the design brief, replay_id when the
+// event is being replayed, and the failure attributes for an event ingest quarantined.
+// traceparent is the span in ctx.
+func Attributes(ctx context.Context, doc *store.EventDoc) map[string]string {
+	ev := doc.Event
+	a := map[string]string{
+		pushmsg.AttrIdempotencyKey: ev.IdempotencyKey,
+		pushmsg.AttrEventID:        ev.EventID,
+		pushmsg.AttrSource:         ev.Source,
+		pushmsg.AttrEventType:      ev.EventType,
+		pushmsg.AttrSchemaVersion:  ev.SchemaVersion,
+		pushmsg.AttrMappingVersion: ev.MappingVersion,
+		pushmsg.AttrCorrelationID:  ev.CorrelationID,
+	}
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	if tp := carrier.Get("traceparent"); tp != "" {
+		a[pushmsg.AttrTraceparent] = tp
+	}
+	if doc.LastReplayID != "" {
+		a[pushmsg.AttrReplayID] = doc.LastReplayID
+	}
+	if doc.State == store.StateQuarantined {
+		a[pushmsg.AttrFailureClass] = doc.FailureClass
+		a[pushmsg.AttrErrorMessage] = doc.ErrorMessage
+		a[pushmsg.AttrAttemptCount] = strconv.Itoa(doc.Attempts)
+		a[pushmsg.AttrFirstReceivedAt] = ev.Audit.ReceivedAt.UTC().Format(time.RFC3339Nano)
+		a[pushmsg.AttrQuarantinedBy] = doc.QuarantinedBy
+	}
+	for k, v := range a {
+		if v == "" {
+			delete(a, k)
+		}
+	}
+	return a
+}
