@@ -89,6 +89,14 @@ func TestPermanentFailuresQuarantinedWithReason(t *testing.T) {
 	want := map[string]string{invalid.EventID: "permanent", miss.EventID: "permanent", conflict.EventID: "conflict"}
 	evs := []*event.Event{invalid, miss, conflict}
 	waitState(t, 30*time.Second, evs, store.StateQuarantined)
+	waitFor(t, 10*time.Second, "dlq publishes recorded", func() bool {
+		for _, ev := range evs {
+			if d := doc(t, ev); d == nil || d.DLQPublishedAt.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
 	for _, ev := range evs {
 		d := doc(t, ev)
 		if d.FailureClass != want[ev.EventID] || d.ErrorMessage == "" || d.QuarantinedBy != "processor" || d.DLQPublishedAt.IsZero() {
