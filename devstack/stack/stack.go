@@ -202,6 +202,7 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 		"META_ACCESS_TOKEN":        "demo-meta-token",
 		"AUTH_MODE":                "static",
 		"REPLAYER_TOKENS":          s.ReplayerToken + "=local-operator",
+		"REPLAYER_RAW_READERS":     "local-operator",
 		"AUTO_REPLAY_INTERVAL":     "30s",
 	} {
 		env[k] = v
