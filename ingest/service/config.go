@@ -57,6 +57,9 @@ func (c *Config) Validate() error {
 	if err := c.Telemetry.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.SourcesFile == "" {
+		errs = append(errs, errors.New("SOURCES_FILE is required"))
+	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES=%d: want > 0", c.MaxBodyBytes))
 	}

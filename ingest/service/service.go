@@ -54,7 +54,7 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 		go a.sweepLoop(ctx, cfg.SweepInterval)
 	}
 	srv.WithShutdownTimeout(cfg.Server.ShutdownTimeout)
-	return srv.ServeHTTP(ctx, otelhttp.NewHandler(a.engine, "ingest"))
+	return srv.ServeHTTP(ctx, a.handler)
 }
 
 // clientOptions lets tests and benchmarks instrument the Google clients.
@@ -66,6 +66,7 @@ type clientOptions struct {
 type service struct {
 	cfg     Config
 	engine  *gin.Engine
+	handler http.Handler // engine with OpenTelemetry server spans
 	store   *store.Store
 	outbox  *outbox.Outbox
 	closers []func() error
@@ -131,6 +132,7 @@ func build(ctx context.Context, cfg Config, env config.Lookuper, co clientOption
 	e.GET("/healthz", gin.WrapH(mux))
 	e.GET("/readyz", gin.WrapH(mux))
 	s.engine = e
+	s.handler = otelhttp.NewHandler(e, "ingest")
 	return s, nil
 }
 

@@ -6,8 +6,10 @@
 // Flooding is avoided in two ways. The request that creates an event publishes it at once,
 // without a claim; anyone else (a duplicate delivery, a sweep) must first claim the entry with
 // store.ClaimOutbox, a precondition on the document's update time that exactly one concurrent
-// claimer wins and that moves the due time on by the outbox delay. Duplicates also leave a
-// fresh event alone (Options.Grace): its creator is still publishing it.
+// claimer wins and that moves the due time on by the outbox delay. Duplicates also leave an
+// entry alone while it was touched less than Options.Grace ago: its creator (or the claim's
+// winner) is still publishing it, and a claim read just before MarkPublished would otherwise
+// win a second time.
 package outbox
 
 import (
@@ -40,8 +42,8 @@ type Options struct {
 	// Delay is how long an unpublished event waits before the sweep takes it, and how long a
 	// claim holds it. Default 30 s.
 	Delay time.Duration
-	// Grace is how old an unpublished event must be before a duplicate delivery publishes it.
-	// Default 5 s.
+	// Grace is how long an unpublished entry must have been left untouched (updated_at) before
+	// a duplicate delivery publishes it. Default 5 s.
 	Grace time.Duration
 	// PublishTimeout bounds one publish. Default 5 s.
 	PublishTimeout time.Duration
@@ -111,11 +113,12 @@ func (o *Outbox) Publish(ctx context.Context, doc *store.EventDoc) error {
 	return nil
 }
 
-// Republish publishes an unpublished document read by a duplicate delivery, once it is older
-// than the grace and only if this caller wins the claim. It returns nil when there was nothing
-// to do.
+// Republish publishes an unpublished document read by a duplicate delivery, once it has been
+// left untouched for the grace (its creator, or the winner of a claim, which bumps updated_at,
+// is still publishing it otherwise) and only if this caller wins the claim. It returns nil when
+// there was nothing to do.
 func (o *Outbox) Republish(ctx context.Context, doc *store.EventDoc) error {
-	if doc.OutboxDueAt == nil || o.st.Now().Sub(doc.CreatedAt) < o.opts.Grace {
+	if doc.OutboxDueAt == nil || o.st.Now().Sub(doc.UpdatedAt) < o.opts.Grace {
 		return nil
 	}
 	if err := o.claimAndPublish(ctx, doc); err != nil && !errors.Is(err, errSkipped) {
