@@ -23,6 +23,7 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/leadpipe/leadpipe/common/archive"
@@ -147,11 +148,27 @@ func (c *calls) snapshot() (fs, gcs, ps int) {
 	return fs, c.gcs, ps
 }
 
-func (c *calls) options() clientOptions {
+// ownerCreds is what the Firestore client sends to an emulator.
+type ownerCreds struct{}
+
+func (ownerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer owner"}, nil
+}
+func (ownerCreds) RequireTransportSecurity() bool { return false }
+
+func (c *calls) options(t testing.TB) clientOptions {
 	fu, fst := c.counter(c.firestore)
 	pu, pst := c.counter(c.pubsub)
+	// With FIRESTORE_EMULATOR_HOST the Firestore client dials its own connection and ignores
+	// dial options, so the instrumented connection is handed over whole.
+	conn, err := grpc.NewClient(env.Firestore.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ownerCreds{}), grpc.WithChainUnaryInterceptor(fu), grpc.WithChainStreamInterceptor(fst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
 	return clientOptions{
-		firestore: []option.ClientOption{option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(fu)), option.WithGRPCDialOption(grpc.WithChainStreamInterceptor(fst))},
+		firestore: []option.ClientOption{option.WithGRPCConn(conn)},
 		pubsub:    []option.ClientOption{option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(pu)), option.WithGRPCDialOption(grpc.WithChainStreamInterceptor(pst))},
 		storage:   []option.ClientOption{option.WithHTTPClient(&http.Client{Transport: c})},
 	}
@@ -188,7 +205,7 @@ func newFixture(t testing.TB, overrides map[string]string) *fixture {
 		t.Fatal(err)
 	}
 	c := newCalls()
-	svc, err := build(ctx, cfg, lookup, c.options())
+	svc, err := build(ctx, cfg, lookup, c.options(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +338,6 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
 
 func configLoad(vars map[string]string, cfg *Config) error {
 	return config.Load(context.Background(), cfg, env.Lookuper(vars))
