@@ -76,9 +76,14 @@ func (c *Claimer) Owner() string { return c.owner }
 func (c *Claimer) Claim(ctx context.Context, ev *event.Event, d Delivery) (*Lease, error) {
 	docID := event.DocID(ev.IdempotencyKey)
 	ref := c.st.EventRef(docID)
-	var out *Lease
+	var (
+		out *Lease
+		// exhausted is set when this transaction quarantines the event. It must commit that
+		// write, so it returns nil and the sentinel is raised after the commit.
+		exhausted bool
+	)
 	err := c.st.Client().RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		out = nil
+		out, exhausted = nil, false
 		now := c.st.Now()
 		snap, err := tx.Get(ref)
 		var doc store.EventDoc
@@ -126,16 +131,16 @@ func (c *Claimer) Claim(ctx context.Context, ev *event.Event, d Delivery) (*Leas
 			}
 			doc.State, doc.FailureClass, doc.ErrorMessage = store.StateQuarantined, class, msg
 			doc.QuarantinedAt, doc.QuarantinedBy, doc.DLQPublishedAt = now, "processor", time.Time{}
-			out = &Lease{DocID: docID, Doc: doc}
+			out, exhausted = &Lease{DocID: docID, Doc: doc}, true
 			if snap == nil || !snap.Exists() {
-				return errors.Join(tx.Create(ref, doc), ErrPendingDLQ)
+				return tx.Create(ref, doc)
 			}
-			return errors.Join(tx.Update(ref, []firestore.Update{
+			return tx.Update(ref, []firestore.Update{
 				{Path: "state", Value: doc.State}, {Path: "failure_class", Value: class}, {Path: "error_message", Value: msg},
 				{Path: "quarantined_at", Value: now}, {Path: "quarantined_by", Value: "processor"},
 				{Path: "dlq_published_at", Value: firestore.Delete}, {Path: "updated_at", Value: now},
 				{Path: "lease_owner", Value: firestore.Delete}, {Path: "lease_expires_at", Value: firestore.Delete},
-			}), ErrPendingDLQ)
+			})
 		}
 		doc.State, doc.Fence, doc.Attempts = store.StateProcessing, l.Fence, attempt
 		doc.LeaseOwner, doc.LeaseExpiresAt, doc.LastAttemptAt, doc.UpdatedAt = c.owner, l.ExpiresAt, now, now
@@ -154,6 +159,9 @@ func (c *Claimer) Claim(ctx context.Context, ev *event.Event, d Delivery) (*Leas
 			{Path: "updated_at", Value: now},
 		})
 	})
+	if err == nil && exhausted {
+		err = ErrPendingDLQ
+	}
 	for _, s := range []error{ErrSucceeded, ErrTerminal, ErrLeaseHeld, ErrPendingDLQ} {
 		if errors.Is(err, s) {
 			return out, fmt.Errorf("claim %s: %w", docID, s)
