@@ -73,6 +73,8 @@ type Stack struct {
 	ProjectID                             string
 	IngestURL, ProcessorURL, ReplayerURL  string
 	DemoSource, DemoSecret, ReplayerToken string
+	// SourceSecrets are the example sources' secrets (name, value), exported for senders.
+	SourceSecrets [][2]string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -217,13 +219,21 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	for k, v := range o.Env {
 		env[k] = v
 	}
-	for k, v := range env {
-		if k == "DEMO_WEBHOOK_SECRET" {
-			// Secrets are read by reference from the process environment (sources.yaml).
-			if err := os.Setenv(k, v); err != nil {
-				return fail(err)
-			}
+	// Sources read their secrets by reference from the process environment (sources.yaml).
+	// The example sources get generated secrets unless the user brought their own.
+	if err := os.Setenv("DEMO_WEBHOOK_SECRET", s.DemoSecret); err != nil {
+		return fail(err)
+	}
+	for _, name := range exampleSecrets {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			s.SourceSecrets = append(s.SourceSecrets, [2]string{name, v})
+			continue
 		}
+		v := hex.EncodeToString(randomBytes(16))
+		if err := os.Setenv(name, v); err != nil {
+			return fail(err)
+		}
+		s.SourceSecrets = append(s.SourceSecrets, [2]string{name, v})
 	}
 
 	topo := o.Topology
@@ -284,6 +294,7 @@ func (s *Stack) Exports() [][2]string {
 			[2]string{"DEMO_WEBHOOK_SECRET", s.DemoSecret},
 			[2]string{"REPLAYER_TOKEN", s.ReplayerToken},
 		)
+		out = append(out, s.SourceSecrets...)
 	}
 	return out
 }
@@ -318,6 +329,9 @@ func randomBytes(n int) []byte {
 	}
 	return b
 }
+
+// exampleSecrets are the secret references of the example sources in devstack/config/sources.yaml.
+var exampleSecrets = []string{"META_APP_SECRET", "META_VERIFY_TOKEN", "TYPEFORM_WEBHOOK_SECRET", "PARTNER_WEBHOOK_SECRET"}
 
 // Demo credentials the fake CRM accepts; devstack wires them into the processor.
 const (

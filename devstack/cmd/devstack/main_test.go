@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEmulatorsCommand runs `devstack emulators` on free ports and checks the stdout contract:
+// one export line per endpoint, then `devstack: ready`, and a clean stop on cancel.
+func TestEmulatorsCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	envFile := filepath.Join(t.TempDir(), "env")
+	done := make(chan error, 1)
+	go func() {
+		done <- realMain(ctx, []string{"emulators", "--firestore-port=0", "--pubsub-port=0", "--gcs-port=0",
+			"--project=cmd-test", "--env-file=" + envFile}, pw, io.Discard)
+		pw.Close()
+	}()
+	exports := map[string]string{}
+	sc := bufio.NewScanner(pr)
+	ready := false
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "devstack: ready" {
+			ready = true
+			break
+		}
+		kv, ok := strings.CutPrefix(line, "export ")
+		if !ok {
+			t.Fatalf("stdout line %q is neither an export nor the ready line", line)
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		exports[k] = v
+	}
+	if !ready {
+		t.Fatalf("no ready line; exports so far: %v", exports)
+	}
+	for _, k := range []string{"GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"} {
+		if exports[k] == "" {
+			t.Errorf("missing export %s", k)
+		}
+	}
+	if exports["GOOGLE_CLOUD_PROJECT"] != "cmd-test" {
+		t.Errorf("project = %q, want cmd-test", exports["GOOGLE_CLOUD_PROJECT"])
+	}
+	if _, ok := exports["INGEST_URL"]; ok {
+		t.Error("emulators exported INGEST_URL; only `up` runs the services")
+	}
+	resp, err := http.Get("http://" + exports["FIRESTORE_EMULATOR_HOST"] + "/")
+	if err != nil {
+		t.Fatalf("firestore emulator not serving: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(body)) != "Ok" {
+		t.Errorf("GET / = %q, want Ok", body)
+	}
+	cancel()
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("devstack returned %v after cancel", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("devstack did not stop within 15s of cancel")
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if err := realMain(context.Background(), []string{"frobnicate"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("unknown command: want an error")
+	}
+}
