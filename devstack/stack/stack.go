@@ -219,20 +219,15 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	for k, v := range o.Env {
 		env[k] = v
 	}
-	// Sources read their secrets by reference from the process environment (sources.yaml).
-	// The example sources get generated secrets unless the user brought their own.
-	if err := os.Setenv("DEMO_WEBHOOK_SECRET", s.DemoSecret); err != nil {
-		return fail(err)
-	}
+	// Sources read their secrets by reference (env:NAME in sources.yaml) from the services'
+	// configuration environment. The example sources get generated secrets unless the user
+	// brought their own.
 	for _, name := range exampleSecrets {
-		if v, ok := os.LookupEnv(name); ok && v != "" {
-			s.SourceSecrets = append(s.SourceSecrets, [2]string{name, v})
-			continue
+		v, ok := os.LookupEnv(name)
+		if !ok || v == "" {
+			v = hex.EncodeToString(randomBytes(16))
 		}
-		v := hex.EncodeToString(randomBytes(16))
-		if err := os.Setenv(name, v); err != nil {
-			return fail(err)
-		}
+		env[name] = v
 		s.SourceSecrets = append(s.SourceSecrets, [2]string{name, v})
 	}
 

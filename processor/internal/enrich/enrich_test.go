@@ -17,7 +17,7 @@ func TestMetaEnrichment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fake.Close()
-	fixture, err := os.ReadFile("../../../../shared/fixtures/meta_graph_lead.json")
+	fixture, err := os.ReadFile("testdata/meta_graph_lead.json")
 	if err != nil {
 		t.Skipf("fixture: %v", err)
 	}
