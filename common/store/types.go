@@ -83,6 +83,9 @@ type EventDoc struct {
 	// quarantined event means the publish is still owed (the next delivery re-publishes).
 	DLQPublishedAt time.Time `firestore:"dlq_published_at,omitempty"`
 
+	// ExpireAt is when Firestore's TTL policy may delete the document (set once it succeeded).
+	ExpireAt time.Time `firestore:"expire_at,omitempty"`
+
 	// Replays.
 	ReplayCount  int    `firestore:"replay_count,omitempty"`
 	LastReplayID string `firestore:"last_replay_id,omitempty"`
@@ -103,6 +106,8 @@ type Attempt struct {
 	Tries      int       `firestore:"tries,omitempty" json:"tries,omitempty"` // CRM calls made within the attempt
 	StartedAt  time.Time `firestore:"started_at" json:"started_at"`
 	FinishedAt time.Time `firestore:"finished_at" json:"finished_at"`
+	// ExpireAt is when Firestore's TTL policy may delete the entry; zero keeps it.
+	ExpireAt time.Time `firestore:"expire_at,omitempty" json:"-"`
 }
 
 // DLQ record statuses.

@@ -56,6 +56,12 @@ type Config struct {
 	LeaseDuration time.Duration `env:"LEASE_DURATION, default=45s"`
 	// ProcessBudget bounds one push request's work, under the ack deadline (60 s). Default 25s.
 	ProcessBudget time.Duration `env:"PROCESS_BUDGET, default=25s"`
+	// EventRetention is how long a succeeded event (and its attempt history) is kept: it sets
+	// expire_at, which Firestore's TTL policy (infra/firestore.tf) deletes after. It is also the
+	// idempotency window: a delivery older than this after success is processed again (the CRM
+	// write is an upsert, so that updates rather than duplicates). Default 2160h (90 days);
+	// 0 keeps events forever.
+	EventRetention time.Duration `env:"EVENT_RETENTION, default=2160h"`
 	// InstanceID names this instance as lease owner. Default: host name plus a random suffix.
 	InstanceID string `env:"INSTANCE_ID"`
 }

@@ -59,7 +59,7 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	defer pub.Stop()
 
 	h := &push.Handler{
-		Claims:      claim.New(st, cfg.InstanceID, cfg.LeaseDuration, cfg.MaxAttempts),
+		Claims:      claim.New(st, cfg.InstanceID, cfg.LeaseDuration, cfg.MaxAttempts).WithRetention(cfg.EventRetention),
 		Store:       st,
 		DLQ:         pub,
 		Routes:      routes(ctx, &cfg, st),

@@ -60,6 +60,22 @@ type Claimer struct {
 	owner       string
 	lease       time.Duration
 	maxAttempts int
+	retention   time.Duration
+}
+
+// WithRetention makes Complete set expire_at = completion + d, for Firestore's TTL policy.
+// Zero (the default) writes no expiry.
+func (c *Claimer) WithRetention(d time.Duration) *Claimer {
+	c.retention = d
+	return c
+}
+
+// ExpireAt is when a record finished at t expires, or the zero time when nothing expires.
+func (c *Claimer) ExpireAt(t time.Time) time.Time {
+	if c.retention <= 0 {
+		return time.Time{}
+	}
+	return t.Add(c.retention)
 }
 
 // New returns a Claimer for owner (the instance id) taking leases of duration lease and

@@ -207,3 +207,31 @@ func TestConcurrentClaimsOneWinner(t *testing.T) {
 		t.Errorf("fence = %v, want 1", f)
 	}
 }
+
+func TestCompleteSetsExpiryForTTL(t *testing.T) {
+	st := newStore(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name      string
+		retention time.Duration
+	}{{"retention", 90 * 24 * time.Hour}, {"forever", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := testEvent("ttl-" + tc.name)
+			c := claim.New(st, "p", time.Minute, 5).WithRetention(tc.retention)
+			l, err := c.Claim(ctx, ev, claim.Delivery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Complete(ctx, l, claim.Result{RecordID: "r"}); err != nil {
+				t.Fatal(err)
+			}
+			d, _ := st.GetEvent(ctx, l.DocID)
+			switch {
+			case tc.retention == 0 && !d.ExpireAt.IsZero():
+				t.Errorf("expire_at = %v, want none", d.ExpireAt)
+			case tc.retention > 0 && d.ExpireAt.Sub(d.CompletedAt) != tc.retention:
+				t.Errorf("expire_at - completed_at = %v, want %v", d.ExpireAt.Sub(d.CompletedAt), tc.retention)
+			}
+		})
+	}
+}

@@ -59,7 +59,11 @@ func releaseLease() []firestore.Update {
 // nothing and returns store.ErrFenceSuperseded with the document's current state.
 func (c *Claimer) Complete(ctx context.Context, l *Lease, r Result) (store.State, error) {
 	return c.fenced(ctx, "complete", l, func(_ *store.EventDoc, now time.Time) []firestore.Update {
-		return append(releaseLease(),
+		u := releaseLease()
+		if exp := c.ExpireAt(now); !exp.IsZero() {
+			u = append(u, firestore.Update{Path: "expire_at", Value: exp})
+		}
+		return append(u,
 			firestore.Update{Path: "state", Value: store.StateSucceeded},
 			firestore.Update{Path: "crm_record_id", Value: r.RecordID},
 			firestore.Update{Path: "crm_request_id", Value: r.RequestID},

@@ -169,6 +169,7 @@ func classified(err error) *failure.Error {
 
 func (h *Handler) record(ctx context.Context, lease *claim.Lease, att *store.Attempt, outcome string) {
 	att.Outcome, att.FinishedAt = outcome, h.Store.Now()
+	att.ExpireAt = h.Claims.ExpireAt(att.FinishedAt)
 	if err := h.Store.AddAttempt(ctx, lease.DocID, *att); err != nil {
 		logging.FromContext(ctx).WarnContext(ctx, "attempt history not written", "error", err.Error())
 	}
