@@ -2,11 +2,16 @@
 package pushmsg
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/leadpipe/leadpipe/common/event"
 )
 
 // Message attributes set on every normalized event published to `leads` (and `leads-dlq`).
@@ -122,4 +127,29 @@ func (e *Envelope) Attempt() int {
 		return 0
 	}
 	return *e.DeliveryAttempt
+}
+
+// EventAttributes are the message attributes of a normalized event on `leads` (and
+// `leads-dlq`): those of the design brief, traceparent from the span in ctx, and replay_id when
+// replayID is not empty. Empty values are left out.
+func EventAttributes(ctx context.Context, ev *event.Event, replayID string) map[string]string {
+	a := map[string]string{
+		AttrIdempotencyKey: ev.IdempotencyKey,
+		AttrEventID:        ev.EventID,
+		AttrSource:         ev.Source,
+		AttrEventType:      ev.EventType,
+		AttrSchemaVersion:  ev.SchemaVersion,
+		AttrMappingVersion: ev.MappingVersion,
+		AttrCorrelationID:  ev.CorrelationID,
+		AttrReplayID:       replayID,
+	}
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	a[AttrTraceparent] = carrier.Get("traceparent")
+	for k, v := range a {
+		if v == "" {
+			delete(a, k)
+		}
+	}
+	return a
 }

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
@@ -241,34 +240,18 @@ const QuarantinedByIngest = "ingest"
 // event is being replayed, and the failure attributes for an event ingest quarantined.
 // traceparent is the span in ctx.
 func Attributes(ctx context.Context, doc *store.EventDoc) map[string]string {
-	ev := doc.Event
-	a := map[string]string{
-		pushmsg.AttrIdempotencyKey: ev.IdempotencyKey,
-		pushmsg.AttrEventID:        ev.EventID,
-		pushmsg.AttrSource:         ev.Source,
-		pushmsg.AttrEventType:      ev.EventType,
-		pushmsg.AttrSchemaVersion:  ev.SchemaVersion,
-		pushmsg.AttrMappingVersion: ev.MappingVersion,
-		pushmsg.AttrCorrelationID:  ev.CorrelationID,
-	}
-	carrier := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, carrier)
-	if tp := carrier.Get("traceparent"); tp != "" {
-		a[pushmsg.AttrTraceparent] = tp
-	}
-	if doc.LastReplayID != "" {
-		a[pushmsg.AttrReplayID] = doc.LastReplayID
-	}
+	a := pushmsg.EventAttributes(ctx, &doc.Event, doc.LastReplayID)
 	if doc.State == store.StateQuarantined {
-		a[pushmsg.AttrFailureClass] = doc.FailureClass
-		a[pushmsg.AttrErrorMessage] = doc.ErrorMessage
-		a[pushmsg.AttrAttemptCount] = strconv.Itoa(doc.Attempts)
-		a[pushmsg.AttrFirstReceivedAt] = ev.Audit.ReceivedAt.UTC().Format(time.RFC3339Nano)
-		a[pushmsg.AttrQuarantinedBy] = doc.QuarantinedBy
-	}
-	for k, v := range a {
-		if v == "" {
-			delete(a, k)
+		for k, v := range map[string]string{
+			pushmsg.AttrFailureClass:    doc.FailureClass,
+			pushmsg.AttrErrorMessage:    doc.ErrorMessage,
+			pushmsg.AttrAttemptCount:    strconv.Itoa(doc.Attempts),
+			pushmsg.AttrFirstReceivedAt: doc.Event.Audit.ReceivedAt.UTC().Format(time.RFC3339Nano),
+			pushmsg.AttrQuarantinedBy:   doc.QuarantinedBy,
+		} {
+			if v != "" {
+				a[k] = v
+			}
 		}
 	}
 	return a
