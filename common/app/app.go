@@ -10,7 +10,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/server"
 )
 
 // Main runs realMain with a context cancelled on SIGINT or SIGTERM and exits 1 if it fails.
@@ -49,5 +51,21 @@ func Health(mux *http.ServeMux, ready func(ctx context.Context) error) {
 			}
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}`))
+	})
+}
+
+// RunService is the whole main of a service: Main plus a server on $PORT (default 8080) and
+// run with the process environment as configuration.
+func RunService(service string, run func(ctx context.Context, env config.Lookuper, srv *server.Server) error) {
+	Main(service, func(ctx context.Context) error {
+		port := os.Getenv("PORT")
+		if port == "" {
+			port = "8080"
+		}
+		srv, err := server.New(port)
+		if err != nil {
+			return err
+		}
+		return run(ctx, config.OSLookuper(), srv)
 	})
 }
