@@ -87,7 +87,7 @@ func run(m *testing.M) int {
 			"AUTO_REPLAY_COOLDOWN": "1h",
 		}), srv)
 	}()
-	if err := waitReady(ctx, done); err != nil {
+	if err := waitReady(ctx, baseURL, done); err != nil {
 		fmt.Fprintln(os.Stderr, "replayer not ready:", err)
 		return 1
 	}
@@ -100,7 +100,7 @@ func run(m *testing.M) int {
 	return code
 }
 
-func waitReady(ctx context.Context, done <-chan error) error {
+func waitReady(ctx context.Context, base string, done <-chan error) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -108,7 +108,7 @@ func waitReady(ctx context.Context, done <-chan error) error {
 			return fmt.Errorf("exited: %v", err)
 		default:
 		}
-		resp, err := http.Get(baseURL + "/readyz")
+		resp, err := http.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -224,15 +224,23 @@ func pushDLQ(t *testing.T, ev event.Event, attrs map[string]string, msgID string
 	return resp.StatusCode
 }
 
-// call makes an API request and decodes the JSON answer into out (when not nil).
+// call makes an API request to the shared replayer and decodes the JSON answer into out
+// (when not nil).
 func call(t *testing.T, method, path, token string, body any, out any) int {
+	t.Helper()
+	code, _ := callAt(t, baseURL, method, path, token, body, out)
+	return code
+}
+
+// callAt is call against the replayer at base; it also returns the raw answer body.
+func callAt(t *testing.T, base, method, path, token string, body any, out any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, baseURL+path, rd)
+	req, _ := http.NewRequest(method, base+path, rd)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -248,7 +256,7 @@ func call(t *testing.T, method, path, token string, body any, out any) int {
 			t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, b
 }
 
 // eventually polls cond until it holds or a generous deadline passes.

@@ -19,7 +19,6 @@ import (
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
-	"github.com/leadpipe/leadpipe/common/mapping"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry"
@@ -70,7 +69,7 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	defer pub.Stop()
 	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace}
 	if cfg.SourcesFile != "" {
-		sources, err := mapping.LoadSources(cfg.SourcesFile)
+		sources, err := renormalize.LoadFile(cfg.SourcesFile)
 		if err != nil {
 			return err
 		}

@@ -4,12 +4,15 @@ package renormalize
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
+	"cloud.google.com/go/storage"
+
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/event"
-	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/replayer/internal/replay"
 )
@@ -19,25 +22,33 @@ type RawStore interface {
 	Get(ctx context.Context, ref string) (*archive.Raw, error)
 }
 
+var _ RawStore = (*archive.Archive)(nil)
+
 // Renormalizer re-runs the current mapping on the raw body.
 type Renormalizer struct {
-	sources *mapping.Sources
+	sources SourceSet
 	raw     RawStore
 }
 
 var _ replay.Renormalizer = (*Renormalizer)(nil)
 
-// New returns a Renormalizer over the sources file's mappings and the raw archive.
-func New(sources *mapping.Sources, raw RawStore) *Renormalizer {
+// New returns a Renormalizer over the sources' current mappings and the raw archive.
+func New(sources SourceSet, raw RawStore) *Renormalizer {
 	return &Renormalizer{sources: sources, raw: raw}
 }
 
 // Renormalize returns the event with the same idempotency key that the source's current
 // mapping produces from the raw payload. The correlation id and audit pointers stay the
-// original's. replay.ErrRenormalize when the source, the payload or the mapping fails;
-// replay.ErrKeyChanged when no event with the same key comes out.
+// original's. Errors: replay.ErrRenormalize when the sources file, the source or the mapping
+// fails, also wrapping replay.ErrRawMissing when the event has no archived payload;
+// replay.ErrKeyChanged when no event with the same key comes out; a failure.Retryable (or
+// other classified) error when the archive cannot be read right now.
 func (r *Renormalizer) Renormalize(ctx context.Context, doc *store.EventDoc) (*event.Event, error) {
-	src, ok := r.sources.Get(doc.Source)
+	sources, err := r.sources.Current()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", replay.ErrRenormalize, err)
+	}
+	src, ok := sources.Get(doc.Source)
 	if !ok {
 		return nil, fmt.Errorf("%w: source %q is not configured", replay.ErrRenormalize, doc.Source)
 	}
@@ -46,11 +57,19 @@ func (r *Renormalizer) Renormalize(ctx context.Context, doc *store.EventDoc) (*e
 		ref = doc.Event.Audit.RawEventRef
 	}
 	if ref == "" {
-		return nil, fmt.Errorf("%w: event has no raw payload reference", replay.ErrRenormalize)
+		return nil, fmt.Errorf("%w: %w: the event has no raw payload reference", replay.ErrRenormalize, replay.ErrRawMissing)
 	}
 	raw, err := r.raw.Get(ctx, ref)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", replay.ErrRenormalize, err)
+	switch {
+	case errors.Is(err, storage.ErrObjectNotExist), errors.Is(err, storage.ErrBucketNotExist):
+		return nil, fmt.Errorf("%w: %w: %s", replay.ErrRenormalize, replay.ErrRawMissing, ref)
+	case failure.Is(err, failure.Retryable), failure.Is(err, failure.Outage), failure.Is(err, failure.Auth),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The archive may answer later (or after an IAM fix): not the request's fault.
+		return nil, fmt.Errorf("raw payload %s: %w", ref, err)
+	case err != nil:
+		// Stored but unusable (not an archive entry, bad reference): retrying will not help.
+		return nil, fmt.Errorf("%w: raw payload %s: %w", replay.ErrRenormalize, ref, err)
 	}
 	evs, err := src.Normalize(raw.Body, http.Header(raw.Headers), raw.ReceivedAt)
 	if err != nil {

@@ -38,6 +38,9 @@ var (
 	ErrInFlight       = errors.New("event is being delivered")
 	ErrKeyChanged     = errors.New("renormalized event has a different idempotency key")
 	ErrRenormalize    = errors.New("cannot renormalize")
+	// ErrRawMissing comes wrapped with ErrRenormalize: the raw payload to rebuild from is not
+	// in the archive (or the event never had one).
+	ErrRawMissing = errors.New("raw payload not found in the archive")
 )
 
 // decideReplay is the replay policy over the record and the event document (nil when

@@ -1,0 +1,65 @@
+package service_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/leadpipe/leadpipe/common/server"
+	"github.com/leadpipe/leadpipe/replayer/service"
+)
+
+// instance is a second replayer process on the same emulators, for tests that need their own
+// configuration (a sources file, a slow rate) or that stop and restart the service.
+type instance struct {
+	URL  string
+	stop func() error
+}
+
+// Stop cancels the instance's context and waits for service.Run to return (bulk jobs
+// checkpoint on the way out). It is safe to call twice.
+func (i *instance) Stop(t *testing.T) {
+	t.Helper()
+	if err := i.stop(); err != nil {
+		t.Errorf("replayer instance: %v", err)
+	}
+}
+
+// startReplayer runs service.Run with the shared test configuration plus overrides, waits
+// until it is ready, and stops it at the end of the test.
+func startReplayer(t *testing.T, overrides map[string]string) *instance {
+	t.Helper()
+	vars := map[string]string{
+		"AUTH_MODE":            "static",
+		"REPLAYER_TOKENS":      aliceToken + "=alice," + bobToken + "=bob",
+		"REPLAYER_RAW_READERS": "alice",
+		"PUSH_AUTH":            "none",
+		"REPLAY_RATE_PER_SEC":  "50",
+		"AUTO_REPLAY_COOLDOWN": "1h",
+	}
+	for k, v := range overrides {
+		vars[k] = v
+	}
+	srv, err := server.New("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- service.Run(ctx, env.Lookuper(vars), srv) }()
+	var result error
+	stopped := false
+	inst := &instance{URL: srv.URL(), stop: func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			result = <-done
+		}
+		return result
+	}}
+	if err := waitReady(ctx, inst.URL, done); err != nil {
+		cancel()
+		t.Fatalf("replayer instance not ready: %v", err)
+	}
+	t.Cleanup(func() { inst.Stop(t) })
+	return inst
+}
