@@ -2,7 +2,10 @@ package service_test
 
 import (
 	"context"
+	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/replayer/service"
@@ -62,4 +65,12 @@ func startReplayer(t *testing.T, overrides map[string]string) *instance {
 	}
 	t.Cleanup(func() { inst.Stop(t) })
 	return inst
+}
+
+var nonceSeq atomic.Int64
+
+// nonce makes test keys unique within the process, so a test run with -count=N does not see
+// the leads messages of its earlier runs (the emulator keeps every published message).
+func nonce() string {
+	return strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + strconv.FormatInt(nonceSeq.Add(1), 36)
 }

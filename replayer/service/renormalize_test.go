@@ -114,9 +114,10 @@ func TestRenormalizeAfterMappingFix(t *testing.T) {
 	writeSources(t, path, webformSources("webform-1", brokenMapping, "submission.id"))
 	inst := startReplayer(t, map[string]string{"SOURCES_FILE": path})
 
-	body := []byte(`{"submission":{"id":"sub-1001"},"contact":{"email":"Ada.Lovelace@Example.com","first_name":"Ada"}}`)
+	subID := "sub-" + nonce()
+	body := []byte(`{"submission":{"id":"` + subID + `"},"contact":{"email":"Ada.Lovelace@Example.com","first_name":"Ada"}}`)
 	id, partial := quarantineUnusable(t, webformSources("webform-1", brokenMapping, "submission.id"), body, true)
-	if partial.IdempotencyKey != event.IdempotencyKey("webform", event.TypeLeadCreated, "sub-1001") || !partial.Identity.Empty() {
+	if partial.IdempotencyKey != event.IdempotencyKey("webform", event.TypeLeadCreated, subID) || !partial.Identity.Empty() {
 		t.Fatalf("partial event: key %q identity %+v", partial.IdempotencyKey, partial.Identity)
 	}
 
@@ -195,7 +196,8 @@ func TestRenormalizeKeyChangeRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sources.yaml")
 	writeSources(t, path, webformSources("webform-1", brokenMapping, "submission.id"))
 	inst := startReplayer(t, map[string]string{"SOURCES_FILE": path})
-	body := []byte(`{"submission":{"id":"sub-2002","uuid":"7d0c"},"contact":{"email":"grace@example.com"}}`)
+	uuid := "u-" + nonce()
+	body := []byte(`{"submission":{"id":"sub-` + nonce() + `","uuid":"` + uuid + `"},"contact":{"email":"grace@example.com"}}`)
 	id, partial := quarantineUnusable(t, webformSources("webform-1", brokenMapping, "submission.id"), body, true)
 
 	writeSources(t, path, webformSources("webform-2", fixedMapping, "submission.uuid"))
@@ -206,7 +208,7 @@ func TestRenormalizeKeyChangeRefused(t *testing.T) {
 	if doc := getEvent(t, id); doc.State != store.StateQuarantined || doc.MappingVersion != "webform-1" {
 		t.Errorf("refused renormalize changed the event: state %s mapping %s", doc.State, doc.MappingVersion)
 	}
-	if n := len(leadsMessages(partial.IdempotencyKey)) + len(leadsMessages(event.IdempotencyKey("webform", event.TypeLeadCreated, "7d0c"))); n != 0 {
+	if n := len(leadsMessages(partial.IdempotencyKey)) + len(leadsMessages(event.IdempotencyKey("webform", event.TypeLeadCreated, uuid))); n != 0 {
 		t.Errorf("%d messages published by a refused renormalize", n)
 	}
 	if r, _ := st.GetDLQ(context.Background(), id); r.Status != store.DLQOpen {
@@ -222,12 +224,12 @@ func TestRenormalizeWithoutRawPayload(t *testing.T) {
 	writeSources(t, path, webformSources("webform-2", fixedMapping, "submission.id"))
 	inst := startReplayer(t, map[string]string{"SOURCES_FILE": path})
 
-	body := []byte(`{"submission":{"id":"sub-3003"},"contact":{"email":"hopper@example.com"}}`)
+	body := []byte(`{"submission":{"id":"sub-` + nonce() + `"},"contact":{"email":"hopper@example.com"}}`)
 	notArchived, _ := quarantineUnusable(t, webformSources("webform-1", brokenMapping, "submission.id"), body, false)
-	noRef := newEvent("noraw-1")
+	noRef := newEvent("noraw-" + nonce())
 	noRef.Source = "webform"
 	noRefID := seed(t, noRef, store.StateQuarantined, 1)
-	pushDLQ(t, noRef, processorAttrs(noRef, "permanent", "x", 1), "m-noraw")
+	pushDLQ(t, noRef, processorAttrs(noRef, "permanent", "x", 1), "m-"+noRefID[:12])
 
 	for _, id := range []string{notArchived, noRefID} {
 		code, msg := callAt(t, inst.URL, "POST", "/v1/dlq/"+id+":replay", aliceToken, renormReq("fixed"), nil)

@@ -1,7 +1,7 @@
 // Package bulk runs bulk replay jobs: a filter over the DLQ, a reason and an actor, executed in
-// the background at a bounded rate, checkpointed after every record in replay_jobs/{id} so a
-// restart resumes where the job stopped. A dry run reports what would be replayed and changes
-// nothing.
+// the background at a bounded rate, checkpointed in replay_jobs/{id} (about once a second, and
+// when a shutdown stops the job, which also gives up its lease) so a restart resumes after the
+// last record handled. A dry run reports what would be replayed and changes nothing.
 package bulk
 
 import (
@@ -34,6 +34,14 @@ var ErrInvalid = errors.New("invalid bulk replay request")
 
 // maxWouldReplay caps the ids a dry run lists (the counters stay exact).
 const maxWouldReplay = 500
+
+// replayTimeout bounds one record's replay. A replay, once started, finishes even when the
+// job's context ends (a shutdown): cut off between its transaction and its publish, the event
+// would wait for the outbox sweep instead of being delivered now.
+const replayTimeout = 10 * time.Second
+
+// stopTimeout bounds the checkpoint written when a job is stopped by its context.
+const stopTimeout = 5 * time.Second
 
 // Options configure a Runner.
 type Options struct {
@@ -152,7 +160,8 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 }
 
-// execute runs one job from its checkpoint.
+// execute runs one job from its checkpoint. When ctx ends, the job stops after the record in
+// hand, checkpoints and gives up its lease (see stop).
 func (r *Runner) execute(ctx context.Context, id string) error {
 	j, err := r.st.LeaseReplayJob(ctx, id, r.owner, r.o.LeaseTTL)
 	if errors.Is(err, store.ErrJobLeased) {
@@ -178,17 +187,19 @@ func (r *Runner) execute(ctx context.Context, id string) error {
 	for j.Matched < j.Max {
 		page, err := r.st.ListDLQ(ctx, j.Filter, min(100, j.Max-j.Matched), j.Cursor)
 		if err != nil {
+			if ctx.Err() != nil {
+				return r.stop(ctx, j)
+			}
 			if failure.Is(err, failure.Permanent) {
 				return r.fail(ctx, j, err)
 			}
 			return err // transient: the job stays running and a resume continues it
 		}
 		for _, rec := range page.Records {
-			j.Matched++
-			r.one(ctx, j, rec)
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if ctx.Err() != nil || !r.one(ctx, j, rec) {
+				return r.stop(ctx, j)
 			}
+			j.Matched++
 			j.Cursor = store.DLQCursor(rec)
 			if err := save(false); err != nil {
 				return err
@@ -212,11 +223,31 @@ func (r *Runner) execute(ctx context.Context, id string) error {
 	return nil
 }
 
-// one handles one record and counts the outcome.
-func (r *Runner) one(ctx context.Context, j *store.ReplayJob, rec *store.DLQRecord) {
+// stop is a job's way out when ctx ends: it saves the checkpoint (counters and the cursor
+// after the last record handled) and releases the lease, so the next instance (a restart, or
+// POST /internal/replay-jobs/resume) takes the job at once and continues after that record
+// instead of waiting for the lease to expire. It returns ctx's error, or the save's.
+func (r *Runner) stop(ctx context.Context, j *store.ReplayJob) error {
+	j.Owner, j.LeaseExpiresAt = "", time.Time{}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	if err := r.st.SaveReplayJob(sctx, j, r.owner); err != nil {
+		// The job resumes from its last periodic checkpoint once the lease expires; records
+		// replayed since then are no longer open and are not replayed again.
+		return fmt.Errorf("checkpoint on stop: %w", err)
+	}
+	logging.FromContext(ctx).InfoContext(ctx, "bulk: job paused", "job_id", j.ID, "matched", j.Matched, "replayed", j.Replayed)
+	return ctx.Err()
+}
+
+// one handles one record and counts the outcome. It reports false when ctx ended before the
+// record was handled (the record is left for the job's resumption).
+func (r *Runner) one(ctx context.Context, j *store.ReplayJob, rec *store.DLQRecord) bool {
 	if j.DryRun {
 		res, err := r.rp.Check(ctx, rec.ID, false)
 		switch {
+		case err != nil && ctx.Err() != nil:
+			return false
 		case err != nil:
 			j.Skipped++
 		case res.Outcome == replay.OutcomeWouldReplay:
@@ -226,12 +257,14 @@ func (r *Runner) one(ctx context.Context, j *store.ReplayJob, rec *store.DLQReco
 		default:
 			j.Skipped++
 		}
-		return
+		return true
 	}
 	if err := r.limiter.Wait(ctx); err != nil {
-		return
+		return false
 	}
-	res, err := r.rp.Replay(ctx, replay.Request{ID: rec.ID, Reason: j.Reason, Actor: j.Actor, JobID: j.ID, Renormalize: j.Renormalize, QuietNoop: true})
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replayTimeout)
+	defer cancel()
+	res, err := r.rp.Replay(rctx, replay.Request{ID: rec.ID, Reason: j.Reason, Actor: j.Actor, JobID: j.ID, Renormalize: j.Renormalize, QuietNoop: true})
 	switch {
 	case errors.Is(err, replay.ErrDiscarded), errors.Is(err, replay.ErrNoEvent), errors.Is(err, replay.ErrNotFound):
 		j.Skipped++
@@ -243,6 +276,7 @@ func (r *Runner) one(ctx context.Context, j *store.ReplayJob, rec *store.DLQReco
 	default:
 		j.Skipped++
 	}
+	return true
 }
 
 func (r *Runner) fail(ctx context.Context, j *store.ReplayJob, cause error) error {
