@@ -42,6 +42,11 @@ bench:
 send-lead:
 	@set -a; if [ -f .devstack/env ]; then . ./.devstack/env; fi; set +a; $(GO) run ./devstack/cmd/sendlead $(ARGS)
 
+## load: benchmark the whole pipeline on an in-process stack; ARGS="--target=http://127.0.0.1:8081" for a running `make dev`.
+.PHONY: load
+load:
+	$(GO) run ./devstack/cmd/loadgen $(ARGS)
+
 build:
 	@mkdir -p bin
 	@set -e; for m in ingest processor replayer devstack; do (cd $$m && $(GO) build -o ../bin/ ./cmd/...); done
