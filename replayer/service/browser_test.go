@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -99,6 +100,10 @@ func TestTriagePageInBrowser(t *testing.T) {
 	must("status", err)
 	state, err := chromedp.Run(ctx, chromedp.Text(css("#event-state")))
 	must("state", err)
+	note, err := chromedp.Run(ctx, chromedp.Text(css("#action-note")))
+	must("action note", err)
+	formGone, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#replay-form") === null`))
+	must("replay form", err)
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	must("screenshot", err)
 	if !strings.Contains(list, id[:12]) || !strings.Contains(list, "permanent") || !strings.Contains(list, "retryable") {
@@ -106,6 +111,9 @@ func TestTriagePageInBrowser(t *testing.T) {
 	}
 	if status != store.DLQReplayed || state != string(store.StateReceived) || !strings.Contains(flash, "Replayed") {
 		t.Errorf("after replay: status %q state %q flash %q, want replayed/received/Replayed", status, state, flash)
+	}
+	if !formGone || !strings.Contains(note, "Replayed at") || !strings.Contains(note, "by alice") {
+		t.Errorf("after replay: replay form gone %t, note %q; want no form and who replayed it", formGone, note)
 	}
 	if n := len(leadsMessages(ev.IdempotencyKey)); n != 1 {
 		t.Errorf("%d messages on leads after the page's replay, want 1", n)
@@ -177,5 +185,87 @@ func TestTriageFormNeedsCSRF(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("login with a wrong token = %d, want 401", resp.StatusCode)
+	}
+}
+
+// getPage fetches a triage page with a bearer token and returns status and HTML.
+func getPage(t *testing.T, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", baseURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// An empty DLQ, and a filter that matches nothing, each say so.
+func TestTriageEmptyState(t *testing.T) {
+	reset(t)
+	code, page := getPage(t, "/")
+	if code != http.StatusOK || !strings.Contains(page, `id="empty"`) || !strings.Contains(page, "The dead-letter queue is empty") {
+		t.Errorf("empty DLQ: %d, page without the empty state:\n%s", code, page)
+	}
+	ev := newEvent("empty-" + nonce())
+	seed(t, ev, store.StateQuarantined, 1)
+	pushDLQ(t, ev, processorAttrs(ev, "permanent", "x", 1), "m-"+nonce())
+	if code, page := getPage(t, "/"); code != http.StatusOK || strings.Contains(page, `id="empty"`) {
+		t.Errorf("one open record: %d, empty state shown", code)
+	}
+	code, page = getPage(t, "/?source=no-such-source")
+	if code != http.StatusOK || !strings.Contains(page, "No records match these filters") {
+		t.Errorf("filter matching nothing: %d, page without the no-match state:\n%s", code, page)
+	}
+}
+
+// Only open records offer the replay and discard forms; replayed and discarded ones say what
+// happened, when and by whom.
+func TestTriageFormsOnlyOnOpenRecords(t *testing.T) {
+	reset(t)
+	var ids [3]string
+	for i, action := range []string{"", "replay", "discard"} {
+		ev := newEvent("forms-" + nonce())
+		ids[i] = seed(t, ev, store.StateQuarantined, 1)
+		pushDLQ(t, ev, processorAttrs(ev, "permanent", "x", 1), "m-"+nonce())
+		if action != "" {
+			if code := call(t, "POST", "/v1/dlq/"+ids[i]+":"+action, bobToken, map[string]any{"reason": "triage test"}, nil); code != http.StatusOK {
+				t.Fatalf("%s = %d", action, code)
+			}
+		}
+	}
+	tests := []struct {
+		name      string
+		id        string
+		wantForms bool
+		wantNote  string
+	}{
+		{"open", ids[0], true, ""},
+		{"replayed", ids[1], false, "Replayed at "},
+		{"discarded", ids[2], false, "Discarded at "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, page := getPage(t, "/ui/dlq/"+tc.id)
+			if code != http.StatusOK {
+				t.Fatalf("detail = %d", code)
+			}
+			for _, form := range []string{`id="replay-form"`, `id="discard-form"`} {
+				if got := strings.Contains(page, form); got != tc.wantForms {
+					t.Errorf("%s present = %t, want %t", form, got, tc.wantForms)
+				}
+			}
+			if got := strings.Contains(page, `id="action-note"`); got == tc.wantForms {
+				t.Errorf("action note present = %t, want %t", got, !tc.wantForms)
+			}
+			if tc.wantNote != "" && (!strings.Contains(page, tc.wantNote) || !strings.Contains(page, "by bob")) {
+				t.Errorf("page does not say %q ... by bob", tc.wantNote)
+			}
+		})
 	}
 }

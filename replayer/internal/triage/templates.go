@@ -63,6 +63,7 @@ dl{display:grid;grid-template-columns:170px 1fr;gap:4px 12px;margin:0}
 dt{color:#4a5561}dd{margin:0;word-break:break-all}
 .flash{padding:10px 14px;border-radius:6px;margin:0 0 14px;background:#dcfce7;border:1px solid #86efac}
 .error{background:#fee2e2;border-color:#fca5a5}
+.note{padding:10px 14px;border-radius:6px;margin:14px 0 0;background:#eef1f4;border:1px solid #dde1e6}
 pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:6px;overflow:auto;max-height:420px}
 .muted{color:#6b7280}
 </style></head><body>
@@ -88,7 +89,7 @@ const indexPage = `{{template "top" .}}
 {{range .Counts}}<tr><td><a href="/?failure_class={{.FailureClass}}&status={{$.Filter.Status}}"><span class="pill c-{{.FailureClass}}">{{.FailureClass}}</span></a></td>
 <td><a href="/?source={{.Source}}&status={{$.Filter.Status}}">{{.Source}}</a></td><td class="num">{{.Count}}</td></tr>{{end}}
 </table>{{if .CountsTruncated}}<p class="muted">Counts cover the first {{.CountLimit}} records.</p>{{end}}
-{{else}}<p class="muted">Nothing here.</p>{{end}}
+{{else}}<p class="muted">No {{if .Filter.Status}}{{.Filter.Status}} {{end}}records.</p>{{end}}
 <h2>Records</h2>
 <form class="filters" method="get" action="/">
 <label>Source<input type="text" name="source" value="{{.Filter.Source}}"></label>
@@ -102,7 +103,7 @@ const indexPage = `{{template "top" .}}
 {{range .Records}}<tr data-id="{{.ID}}"><td><a class="mono" href="/ui/dlq/{{.ID}}">{{short .ID}}</a></td><td>{{.Source}}</td><td>{{.EventType}}</td>
 <td><span class="pill c-{{.FailureClass}}">{{.FailureClass}}</span></td><td>{{trunc 90 .ErrorMessage}}</td>
 <td class="num">{{.AttemptCount}}</td><td class="num">{{.DeadLetterCount}}×</td><td><span class="pill s-{{.Status}} status">{{.Status}}</span></td><td>{{when .FirstReceivedAt}}</td></tr>
-{{else}}<tr><td colspan="9" class="muted">No records match.</td></tr>{{end}}
+{{else}}<tr><td colspan="9" class="muted" id="empty">{{if .Filtered}}No records match these filters. <a href="/">Back to the open records</a>{{else}}The dead-letter queue is empty: no open records. <a href="/?status=">Show records of every status</a>{{end}}</td></tr>{{end}}
 </table>
 {{if .Next}}<p><a href="{{.Next}}">Next page →</a></p>{{end}}
 {{template "bottom" .}}`
@@ -144,7 +145,9 @@ const detailPage = `{{template "top" .}}
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <label>Reason (required)<textarea name="reason" required maxlength="2000"></textarea></label>
 <p><button type="submit" class="danger">Discard</button></p>
-</form>{{end}}
+</form>{{else}}{{with .D.Record}}
+<p class="note" id="action-note">{{if eq .Status "replayed"}}Replayed{{else if eq .Status "discarded"}}Discarded{{else}}Resolved{{end}} at {{when .StatusChangedAt}}{{if .StatusChangedBy}} by {{.StatusChangedBy}}{{end}}.
+{{if eq .Status "replayed"}}The event is back in the pipeline; if that delivery fails, the record reopens here.{{else if eq .Status "discarded"}}A discarded event cannot be replayed.{{else}}The event reached the CRM.{{end}}</p>{{end}}{{end}}
 </div></div>
 <h2>Attempt history</h2>
 <table id="attempts"><tr><th>#</th><th>Outcome</th><th>Class</th><th>Code</th><th>Message</th><th>Replay</th><th>Started</th><th>Finished</th></tr>

@@ -183,8 +183,11 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 		CountLimit      int
 		Records         []*store.DLQRecord
 		Next            string
-		Classes         []string
-		Statuses        []string
+		// Filtered: the list is narrowed beyond the default (open records), so an empty list
+		// means "nothing matches" rather than "the DLQ is empty".
+		Filtered bool
+		Classes  []string
+		Statuses []string
 	}{view: p.base(r, "DLQ"), CountLimit: countLimit,
 		Classes:  []string{string(failure.Retryable), string(failure.Conflict), string(failure.Permanent), string(failure.Auth), string(failure.Outage), "unknown"},
 		Statuses: []string{store.DLQOpen, store.DLQReplayed, store.DLQDiscarded, store.DLQResolved},
@@ -196,6 +199,7 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data.Filter = f
+	data.Filtered = f.Status != store.DLQOpen || f.Source != "" || f.FailureClass != "" || !f.Since.IsZero() || !f.Until.IsZero()
 	counts, truncated, err := p.API.St.CountDLQ(ctx, f.Status, countLimit)
 	if err != nil {
 		p.fail(w, r, err)
@@ -227,8 +231,11 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 
 type detailData struct {
 	view
-	D          *api.Detail
-	Audit      []*store.AuditEntry
+	D     *api.Detail
+	Audit []*store.AuditEntry
+	// CanAct offers the replay and discard forms: only on open records. A replayed record's
+	// event is back in the pipeline (it reopens if that delivery fails), a discarded one is
+	// final, a resolved one succeeded; the API still answers for them (in_flight, 409, ...).
 	CanAct     bool
 	CanReadRaw bool
 	RawJSON    string
@@ -246,7 +253,7 @@ func (p *Page) detailData(r *http.Request, id string, includeRaw bool) (*detailD
 		return nil, err
 	}
 	dd := &detailData{view: p.base(r, "Record "+id), D: d, Audit: audit.Entries,
-		CanAct: d.Record.Status != store.DLQDiscarded, CanReadRaw: p.API.CanReadRaw(actor)}
+		CanAct: d.Record.Status == store.DLQOpen, CanReadRaw: p.API.CanReadRaw(actor)}
 	if includeRaw {
 		b, _ := json.MarshalIndent(struct {
 			Normalized any `json:"normalized"`
