@@ -31,7 +31,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
-	"github.com/leadpipe/leadpipe/common/telemetry"
+	"github.com/leadpipe/leadpipe/common/telemetry/telemetrytest"
 	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 	"github.com/leadpipe/leadpipe/devstack/pubsubemu"
 	"github.com/leadpipe/leadpipe/ingest/internal/signature"
@@ -47,14 +47,15 @@ func TestMain(m *testing.M) {
 		log.Fatalf("devstacktest: %v", err)
 	}
 	env = e
-	if _, err := telemetry.Setup(ctx, config.Telemetry{Exporter: "none", SampleRatio: 1}, "ingest-test", e.ProjectID); err != nil {
-		log.Fatalf("telemetry: %v", err)
-	}
+	// Recording providers for the telemetry tests; the services' own telemetry.Setup leaves
+	// them in place.
+	rec = telemetrytest.Install()
 	if err := env.Provision(ctx, devstacktest.Topology{}); err != nil {
 		env.Close()
 		log.Fatalf("provision: %v", err)
 	}
 	code := m.Run()
+	rec.Close()
 	env.Close()
 	os.Exit(code)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -123,7 +124,7 @@ func build(ctx context.Context, cfg Config, env config.Lookuper, co clientOption
 
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	e.Use(gin.Recovery(), withLogger(logging.FromContext(ctx)))
+	e.Use(gin.Recovery(), withLogger(logging.FromContext(ctx)), routeSpan)
 	e.HandleMethodNotAllowed = true
 	h.Register(e)
 	e.POST("/internal/sweep", s.sweepHandler(sweepToken))
@@ -132,7 +133,11 @@ func build(ctx context.Context, cfg Config, env config.Lookuper, co clientOption
 	e.GET("/healthz", gin.WrapH(mux))
 	e.GET("/readyz", gin.WrapH(mux))
 	s.engine = e
-	s.handler = otelhttp.NewHandler(e, "ingest")
+	// Webhook senders are strangers: their traceparent, if any, becomes a link, not the parent
+	// of our trace (nor our sampling decision).
+	s.handler = otelhttp.NewHandler(e, "ingest", otelhttp.WithPublicEndpointFn(func(r *http.Request) bool {
+		return strings.HasPrefix(r.URL.Path, "/v1/webhooks/")
+	}))
 	return s, nil
 }
 
@@ -230,7 +235,16 @@ func (s *service) sweepLoop(ctx context.Context, every time.Duration) {
 	}
 }
 
-// withLogger puts the service logger into each request's context.
+// routeSpan names the request's server span after the gin route that served it
+// ("POST /v1/webhooks/:source"); unmatched paths keep the method alone.
+func routeSpan(c *gin.Context) {
+	c.Next()
+	telemetry.NameServerSpan(c.Request, c.FullPath())
+}
+
+// withLogger puts the service logger into each request's context. The context already carries
+// the request's server span (otelhttp wraps the engine), so every line logged with it names
+// the trace (logging.googleapis.com/trace).
 func withLogger(l *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.Request = c.Request.WithContext(logging.WithLogger(c.Request.Context(), l))

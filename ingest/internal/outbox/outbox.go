@@ -22,6 +22,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
@@ -67,16 +71,18 @@ func (o *Options) defaults() {
 
 // Outbox publishes event documents. It is safe for concurrent use.
 type Outbox struct {
-	st    *store.Store
-	leads Publisher
-	dlq   Publisher
-	opts  Options
+	st      *store.Store
+	leads   Publisher
+	dlq     Publisher
+	opts    Options
+	tracer  trace.Tracer
+	metrics metrics
 }
 
 // New returns an Outbox publishing to leads and dlq.
 func New(st *store.Store, leads, dlq Publisher, opts Options) *Outbox {
 	opts.defaults()
-	return &Outbox{st: st, leads: leads, dlq: dlq, opts: opts}
+	return &Outbox{st: st, leads: leads, dlq: dlq, opts: opts, tracer: otel.Tracer(meterName), metrics: newMetrics()}
 }
 
 // Delay is the configured outbox delay.
@@ -87,8 +93,13 @@ func (o *Outbox) Delay() time.Duration { return o.opts.Delay }
 var errSkipped = errors.New("outbox entry skipped")
 
 // Publish publishes a document the caller just created (and so owns) and marks it published.
-// On failure the entry stays in the outbox and the sweep retries it after the delay.
-func (o *Outbox) Publish(ctx context.Context, doc *store.EventDoc) error {
+// On failure the entry stays in the outbox and the sweep retries it after the delay. The
+// publish is a producer span, child of the span in ctx, and the message's traceparent names it.
+func (o *Outbox) Publish(ctx context.Context, doc *store.EventDoc) (err error) {
+	ctx, span := o.tracer.Start(ctx, "outbox publish", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "gcp_pubsub"), attribute.String("messaging.destination.name", destination(doc)),
+			attribute.String("leadpipe.doc_id", doc.DocID)))
+	defer func() { endSpan(span, err) }()
 	pub, msg, err := o.message(ctx, doc)
 	if err != nil {
 		return err
@@ -102,6 +113,7 @@ func (o *Outbox) Publish(ctx context.Context, doc *store.EventDoc) error {
 	if err != nil {
 		// A failed publish pauses its ordering key in the client until resumed.
 		pub.ResumePublish(msg.OrderingKey)
+		o.metrics.publishFailures.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(attribute.String("topic", destination(doc))))
 		return fmt.Errorf("publish %s: %w", doc.DocID, err)
 	}
 	if err := o.st.MarkPublished(ctx, doc.DocID, id); err != nil {
@@ -160,8 +172,14 @@ type SweepResult struct {
 // stays bounded. A batch with failures ends the sweep (Pub/Sub or Firestore is likely down;
 // the entries are due again after the delay because their claim moved them). ctx cancellation
 // stops it between publishes.
-func (o *Outbox) Sweep(ctx context.Context, batch, maxBatches int) (SweepResult, error) {
-	var res SweepResult
+func (o *Outbox) Sweep(ctx context.Context, batch, maxBatches int) (res SweepResult, err error) {
+	ctx, span := o.tracer.Start(ctx, "outbox sweep")
+	defer func() {
+		o.metrics.sweptAdd(context.WithoutCancel(ctx), res)
+		span.SetAttributes(attribute.Int("leadpipe.sweep.due", res.Due), attribute.Int("leadpipe.sweep.published", res.Published),
+			attribute.Int("leadpipe.sweep.failed", res.Failed), attribute.Int("leadpipe.sweep.skipped", res.Skipped))
+		endSpan(span, err)
+	}()
 	for res.Batches < maxBatches {
 		docs, err := o.st.DueForPublish(ctx, batch)
 		if err != nil {
@@ -169,6 +187,7 @@ func (o *Outbox) Sweep(ctx context.Context, batch, maxBatches int) (SweepResult,
 		}
 		res.Batches++
 		res.Due += len(docs)
+		o.metrics.ages(ctx, o.st.Now(), docs)
 		failed := o.sweepBatch(ctx, docs, &res)
 		if len(docs) < batch || failed > 0 || ctx.Err() != nil {
 			break

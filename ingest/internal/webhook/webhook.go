@@ -22,6 +22,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/failure"
@@ -72,6 +74,7 @@ type Handler struct {
 	archive *archive.Archive
 	pub     Publisher
 	opts    Options
+	metrics metrics
 }
 
 // New returns a Handler.
@@ -88,7 +91,7 @@ func New(sources map[string]*Source, st *store.Store, ar *archive.Archive, pub P
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Handler{sources: sources, store: st, archive: ar, pub: pub, opts: opts}
+	return &Handler{sources: sources, store: st, archive: ar, pub: pub, opts: opts, metrics: newMetrics()}
 }
 
 // Register mounts the endpoints on r.
@@ -128,8 +131,10 @@ func fail(c *gin.Context, code int, msg string) {
 	c.AbortWithStatusJSON(code, Answer{Status: StatusError, Error: msg})
 }
 
-// Receive handles POST /v1/webhooks/{source}.
+// Receive handles POST /v1/webhooks/{source}. Every delivery is counted and timed (see
+// observe) and annotates the request's span.
 func (h *Handler) Receive(c *gin.Context) {
+	defer h.observe(c, time.Now())
 	ctx := c.Request.Context()
 	log := logging.FromContext(ctx)
 	src, ok := h.sources[c.Param("source")]
@@ -250,6 +255,9 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 			a.Events = append(a.Events, EventAnswer{Status: s, EventID: doc.EventID, IdempotencyKey: doc.IdempotencyKey})
 		}
 	}
+	c.Set(keyStatus, a.Status)
+	c.Set(keyEvents, len(d.docs))
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
 	log.InfoContext(ctx, "delivery", "status", a.Status, "events", len(d.docs), "doc_id", first.DocID, "correlation_id", a.CorrelationID)
 	c.JSON(code, a)
 }
