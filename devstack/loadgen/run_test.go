@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +98,27 @@ func TestRun_Embedded(t *testing.T) {
 	if f.Outage || f.ErrorRate != 0 {
 		t.Errorf("faults after the run = %+v, want none", f)
 	}
+
+	// Permanent CRM rejections quarantine their leads: the second run must find them in the
+	// replayer's DLQ, not count them lost.
+	t.Run("permanent failures end in the DLQ", func(t *testing.T) {
+		const rejected = 3
+		body := strings.NewReader(`{"system":"salesforce","count":3,"status":400,"error_code":"INVALID_FIELD"}`)
+		resp, err := http.Post(targets.CRMURL+"/_control/fail", "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		rep, err := Run(ctx, Config{
+			Plan:    Plan{Leads: 20, Dups: 1, Profile: ProfileSteady, Rate: 50, Seed: 2},
+			Timeout: time.Minute,
+		}, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.InDLQ != rejected || rep.InCRM != 20-rejected || rep.Lost != 0 || rep.DuplicateCreates != 0 || !rep.Settled {
+			t.Errorf("in DLQ %d, in CRM %d, lost %d, duplicates %d, settled %v; want %d, %d, 0, 0, true",
+				rep.InDLQ, rep.InCRM, rep.Lost, rep.DuplicateCreates, rep.Settled, rejected, 20-rejected)
+		}
+	})
 }
