@@ -52,9 +52,14 @@ func (s *Server) URL() string {
 }
 
 // ServeHTTP serves h until ctx ends, then stops accepting, waits for in-flight requests up to
-// the shutdown timeout, and returns. It returns nil on a clean shutdown.
+// the shutdown timeout, and returns. It returns nil on a clean shutdown. Request contexts carry
+// ctx's values (such as the logger from common/logging), not its cancellation.
 func (s *Server) ServeHTTP(ctx context.Context, h http.Handler) error {
+	// Requests inherit the values of ctx (the logger above all) but not its cancellation:
+	// in-flight requests finish during the graceful shutdown.
+	base := context.WithoutCancel(ctx)
 	srv := &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return base },
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,

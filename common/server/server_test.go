@@ -234,3 +234,42 @@ func TestWithShutdownTimeoutIgnoresNonPositive(t *testing.T) {
 		t.Errorf("ServeHTTP: got %v, want nil (default timeout kept)", err)
 	}
 }
+
+type ctxKey struct{}
+
+// TestRequestsInheritServeContextValues: handlers see the values of the context ServeHTTP was
+// given (the service's logger), and cancelling it does not cancel a request in flight.
+func TestRequestsInheritServeContextValues(t *testing.T) {
+	s, err := server.New("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "svc-logger"))
+	started := make(chan struct{})
+	got := make(chan string, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		time.Sleep(100 * time.Millisecond)
+		v, _ := r.Context().Value(ctxKey{}).(string)
+		if r.Context().Err() != nil {
+			v += " (cancelled)"
+		}
+		got <- v
+	})
+	done := make(chan error, 1)
+	go func() { done <- s.ServeHTTP(ctx, h) }()
+	go func() {
+		resp, err := http.Get(s.URL())
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	cancel()
+	if v := <-got; v != "svc-logger" {
+		t.Errorf("request context value = %q, want %q", v, "svc-logger")
+	}
+	if err := <-done; err != nil {
+		t.Errorf("ServeHTTP = %v", err)
+	}
+}
