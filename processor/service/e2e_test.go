@@ -19,6 +19,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/common/telemetry/telemetrytest"
 	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/processor/service"
@@ -35,6 +36,8 @@ const dlqPull = "leads-dlq-test-pull"
 
 func TestMain(m *testing.M) {
 	ctx := context.Background()
+	// Recording providers for the telemetry tests; service.Run's telemetry.Setup leaves them.
+	rec = telemetrytest.Install()
 	var err error
 	if env, err = devstacktest.Start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -65,6 +68,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	rec.Close()
 	fs.Close()
 	ps.Close()
 	fake.Close()

@@ -15,12 +15,15 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 
 	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/common/telemetry"
 	"github.com/leadpipe/leadpipe/processor/internal/breaker"
 	"github.com/leadpipe/leadpipe/processor/internal/claim"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
@@ -44,6 +47,13 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = instanceID()
 	}
+	stopTelemetry, err := telemetry.Setup(ctx, cfg.Telemetry, "processor", cfg.GCP.ProjectID)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTelemetry(context.WithoutCancel(ctx)) }()
+	// With a global tracer provider the Firestore and Pub/Sub clients trace their RPCs
+	// (gRPC client spans), as children of the handling span in ctx.
 	fs, err := firestore.NewClientWithDatabase(ctx, cfg.GCP.ProjectID, cfg.GCP.FirestoreDatabase)
 	if err != nil {
 		return fmt.Errorf("firestore client: %w", err)
@@ -65,7 +75,19 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 		Routes:      routes(ctx, &cfg, st),
 		MaxAttempts: cfg.MaxAttempts,
 		Budget:      cfg.ProcessBudget,
+		Metrics:     push.NewMetrics(),
 	}
+	var breakers []*breaker.Breaker
+	for _, r := range h.Routes {
+		if b, ok := r.Gate.(*breaker.Breaker); ok {
+			breakers = append(breakers, b)
+		}
+	}
+	reg, err := breaker.Observe(otel.Meter(crm.MeterName), breakers...)
+	if err != nil {
+		return fmt.Errorf("breaker gauge: %w", err)
+	}
+	defer func() { _ = reg.Unregister() }()
 	var pushHandler http.Handler = h
 	if cfg.PushAuth == "oidc" {
 		pushHandler = pushauth.Middleware(pushauth.Config{Audience: cfg.PushAudience, ServiceAccount: cfg.PushServiceAccount})(h)
@@ -75,28 +97,32 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	mux.Handle("POST /pubsub/push", withLogger(log, pushHandler))
 	app.Health(mux, nil)
 	log.InfoContext(ctx, "processor serving", "addr", srv.Addr(), "instance", cfg.InstanceID, "crms", len(h.Routes))
-	return srv.ServeHTTP(ctx, mux)
+	return srv.ServeHTTP(ctx, telemetry.Handler(mux))
 }
 
 // routes builds each configured CRM's chain: retry(enrich(rate limit(breaker(adapter)))). The
 // limiter sits outside the breaker so that a long wait for a token never counts as a CRM
 // failure.
 func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.Route {
-	hc := &http.Client{Timeout: 15 * time.Second}
+	// One client per CRM: each request is a client span and is measured with the CRM's name.
+	client := func(name string) *http.Client {
+		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil)}
+	}
 	adapters := map[string]crm.Upserter{}
 	if cfg.SalesforceInstanceURL != "" {
 		adapters["salesforce"] = salesforce.New(salesforce.Config{InstanceURL: cfg.SalesforceInstanceURL, TokenURL: cfg.SalesforceTokenURL,
-			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, APIVersion: cfg.SalesforceAPIVersion, HTTPClient: hc})
+			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, APIVersion: cfg.SalesforceAPIVersion, HTTPClient: client("salesforce")})
 	}
 	if cfg.HubSpotBaseURL != "" {
-		adapters["hubspot"] = hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotBaseURL, AccessToken: cfg.HubSpotAccessToken, HTTPClient: hc})
+		adapters["hubspot"] = hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotBaseURL, AccessToken: cfg.HubSpotAccessToken, HTTPClient: client("hubspot")})
 	}
 	if cfg.WebhookCRMURL != "" {
-		adapters["webhook"] = webhook.New(webhook.Config{URL: cfg.WebhookCRMURL, HTTPClient: hc})
+		adapters["webhook"] = webhook.New(webhook.Config{URL: cfg.WebhookCRMURL, HTTPClient: client("webhook")})
 	}
 	var meta *enrich.Meta
 	if cfg.MetaAccessToken != "" {
-		meta = &enrich.Meta{BaseURL: cfg.MetaGraphURL, Version: cfg.MetaGraphVersion, AccessToken: cfg.MetaAccessToken, HTTPClient: hc}
+		meta = &enrich.Meta{BaseURL: cfg.MetaGraphURL, Version: cfg.MetaGraphVersion, AccessToken: cfg.MetaAccessToken,
+			HTTPClient: &http.Client{Timeout: 15 * time.Second, Transport: otelhttp.NewTransport(http.DefaultTransport)}}
 	}
 	policy := retry.Default
 	policy.Spacing = cfg.RetrySpacing

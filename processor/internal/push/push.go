@@ -61,6 +61,9 @@ type Handler struct {
 	Budget time.Duration
 	// MaxBody bounds the envelope; default 1 MiB.
 	MaxBody int64
+	// Metrics records outcomes and delivery attempts; nil records nothing (every handled
+	// message is still a span).
+	Metrics *Metrics
 }
 
 type answer struct {
@@ -68,11 +71,15 @@ type answer struct {
 	Outcome string `json:"outcome"`
 	Attempt int    `json:"attempt,omitempty"`
 	Class   string `json:"failure_class,omitempty"`
+	// crm is the route's name for metrics: "none" before the event is read, "unconfigured"
+	// for a CRM no adapter serves.
+	crm string
 }
 
 // ServeHTTP handles one push delivery.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a := h.handle(r.Context(), r)
+	h.Metrics.outcome(r.Context(), a)
 	w.Header().Set("Content-Type", "application/json")
 	if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
@@ -81,7 +88,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(a)
 }
 
-func (h *Handler) handle(ctx context.Context, r *http.Request) answer {
+func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	log := logging.FromContext(ctx)
 	limit := h.MaxBody
 	if limit <= 0 {
@@ -90,9 +97,18 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) answer {
 	env, err := pushmsg.Decode(r.Body, limit)
 	if err != nil {
 		log.ErrorContext(ctx, "malformed push envelope: acked", "error", err.Error())
-		return answer{status: http.StatusOK, Outcome: "malformed"}
+		return answer{status: http.StatusOK, Outcome: "malformed", crm: "none"}
 	}
 	msg := env.Message
+	h.Metrics.deliveryAttempt(ctx, env.Attempt())
+	// From here on ctx carries the handling span, in the trace of the ingest request that
+	// published the message, so log lines name that trace.
+	ctx, span := startSpan(ctx, env)
+	crmName := "none"
+	defer func() {
+		a.crm = crmName
+		endSpan(span, a)
+	}()
 	log = log.With("message_id", msg.MessageID)
 	var ev event.Event
 	if err := json.Unmarshal(msg.Data, &ev); err != nil {
@@ -104,6 +120,11 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) answer {
 	log = log.With("event_id", ev.EventID, "doc_id", event.DocID(ev.IdempotencyKey))
 	ctx = logging.WithLogger(ctx, log)
 	route, known := h.Routes[ev.Routing.CRM]
+	crmName = "unconfigured"
+	if known {
+		crmName = ev.Routing.CRM
+	}
+	annotate(span, &ev)
 	if known && route.Gate != nil && route.Gate.Open() {
 		return answer{status: http.StatusServiceUnavailable, Outcome: "crm_circuit_open", Class: string(failure.Outage)}
 	}
