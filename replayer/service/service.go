@@ -14,6 +14,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/storage"
+	"go.opentelemetry.io/otel"
 
 	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/archive"
@@ -65,8 +66,9 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 
 	st := store.New(fs)
 	raw := archive.New(gcs, cfg.GCP.Bucket())
-	pub := replay.NewTopicPublisher(ps, cfg.GCP.LeadsTopic)
-	defer pub.Stop()
+	topic := replay.NewTopicPublisher(ps, cfg.GCP.LeadsTopic)
+	defer topic.Stop()
+	pub := newTracedPublisher(topic)
 	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace}
 	if cfg.SourcesFile != "" {
 		sources, err := renormalize.LoadFile(cfg.SourcesFile)
@@ -76,8 +78,9 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 		opts.Renormalizer = renormalize.New(sources, raw)
 	}
 	rp := replay.New(st, pub, opts)
-	jobs := bulk.NewRunner(st, rp, bulk.Options{RatePerSec: cfg.ReplayRatePerSec, MaxPerJob: cfg.BulkMax})
-	auto := autoreplay.New(st, rp, autoreplay.Options{
+	tracer := otel.Tracer(meterName)
+	jobs := bulk.NewRunner(st, kindReplayer{rp, actorBulk, tracer}, bulk.Options{RatePerSec: cfg.ReplayRatePerSec, MaxPerJob: cfg.BulkMax})
+	auto := autoreplay.New(st, kindReplayer{rp, actorAuto, tracer}, autoreplay.Options{
 		Cooldown: cfg.AutoReplayCooldown, MaxReplays: cfg.AutoReplayMaxReplays, RatePerSec: cfg.ReplayRatePerSec,
 	})
 
@@ -119,7 +122,7 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 		background(bg, jobs, auto, cfg.AutoReplayInterval)
 	}()
 	logging.FromContext(ctx).InfoContext(ctx, "replayer: serving", "addr", srv.Addr(), "auth_mode", cfg.AuthMode, "push_auth", cfg.PushAuth)
-	err = srv.ServeHTTP(ctx, mux)
+	err = srv.ServeHTTP(ctx, telemetry.Handler(mux))
 	stopBG()
 	<-done
 	return err

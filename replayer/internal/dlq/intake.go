@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -27,11 +29,13 @@ const maxBody = 1 << 20
 
 // Intake records dead-letter messages. It is safe for concurrent use.
 type Intake struct {
-	st *store.Store
+	st      *store.Store
+	records metric.Int64Counter
 }
 
-// NewIntake returns an Intake writing to st.
-func NewIntake(st *store.Store) *Intake { return &Intake{st: st} }
+// NewIntake returns an Intake writing to st. It creates the leadpipe.dlq.records counter on
+// the global meter provider.
+func NewIntake(st *store.Store) *Intake { return &Intake{st: st, records: newRecords()} }
 
 // Record upserts the DLQ record of the message's event in one transaction with the event
 // document: the first message creates the record (status open, dead_letter_count 1), later
@@ -161,6 +165,9 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	// The record joins the lead's trace; log lines below name it.
+	ctx, span := startSpan(ctx, env)
+	defer span.End()
 	start := time.Now()
 	rec, err := in.Record(ctx, env.Message)
 	switch {
@@ -168,9 +175,12 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.WarnContext(ctx, "dlq: message without idempotency key, acking", "message_id", env.Message.MessageID)
 		w.WriteHeader(http.StatusOK)
 	case err != nil:
+		span.RecordError(err)
+		span.SetStatus(otelcodes.Error, "record failed")
 		log.ErrorContext(ctx, "dlq: record failed, nacking", "message_id", env.Message.MessageID, "error", err.Error())
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 	default:
+		in.observe(ctx, span, rec)
 		log.InfoContext(ctx, "dlq: recorded", "dlq_id", rec.ID, "message_id", env.Message.MessageID,
 			"failure_class", rec.FailureClass, "reason_source", rec.ReasonSource,
 			"dead_letter_count", rec.DeadLetterCount, "status", rec.Status, "ms", time.Since(start).Milliseconds())
