@@ -73,6 +73,8 @@ type Summary struct {
 	// Skipped: too many replays already, no event, or nothing to do.
 	Skipped int `json:"skipped"`
 	Failed  int `json:"failed"`
+	// Resolved: replayed records whose event has since succeeded, now marked resolved.
+	Resolved int `json:"resolved"`
 }
 
 // Healthy decides whether a CRM takes traffic again: its breaker is closed, or nobody wrote
@@ -85,7 +87,8 @@ func Healthy(h *store.CRMHealth, recordAge, cooldown time.Duration) bool {
 }
 
 // RunOnce examines open retryable and outage records and replays those whose CRM is healthy,
-// audited with actor "auto-replay".
+// audited with actor "auto-replay"; then it marks replayed records whose event has since
+// succeeded as resolved.
 func (a *AutoReplayer) RunOnce(ctx context.Context) (Summary, error) {
 	var sum Summary
 	health := map[string]*store.CRMHealth{}
@@ -101,11 +104,34 @@ func (a *AutoReplayer) RunOnce(ctx context.Context) (Summary, error) {
 			}
 		}
 	}
-	if sum.Examined > 0 {
+	if err := a.resolve(ctx, &sum); err != nil {
+		return sum, err
+	}
+	if sum.Examined > 0 || sum.Resolved > 0 {
 		logging.FromContext(ctx).InfoContext(ctx, "auto-replay: run", "examined", sum.Examined,
-			"replayed", sum.Replayed, "waiting", sum.Waiting, "skipped", sum.Skipped, "failed", sum.Failed)
+			"replayed", sum.Replayed, "waiting", sum.Waiting, "skipped", sum.Skipped, "failed", sum.Failed,
+			"resolved", sum.Resolved)
 	}
 	return sum, nil
+}
+
+// resolve marks replayed records whose event has since succeeded as resolved, so the queue
+// shows what still needs a person. Bounded by Limit per run.
+func (a *AutoReplayer) resolve(ctx context.Context, sum *Summary) error {
+	page, err := a.st.ListDLQ(ctx, store.DLQFilter{Status: store.DLQReplayed}, a.o.Limit, "")
+	if err != nil {
+		return fmt.Errorf("auto-replay: resolve: %w", err)
+	}
+	for _, rec := range page.Records {
+		ok, err := a.st.ResolveDLQ(ctx, rec.ID)
+		if err != nil {
+			return fmt.Errorf("auto-replay: %w", err)
+		}
+		if ok {
+			sum.Resolved++
+		}
+	}
+	return nil
 }
 
 func (a *AutoReplayer) one(ctx context.Context, rec *store.DLQRecord, health map[string]*store.CRMHealth, sum *Summary) error {
