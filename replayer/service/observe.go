@@ -41,7 +41,7 @@ func actorKind(ctx context.Context) string {
 }
 
 // tracedPublisher publishes replays as producer spans whose traceparent the message carries
-// (replay.Attributes has no context to take it from), and counts them in leadpipe.replays
+// (replacing the caller's), and counts them in leadpipe.replays
 // {actor_kind, outcome: published|publish_failed}.
 type tracedPublisher struct {
 	next    replay.Publisher

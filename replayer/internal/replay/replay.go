@@ -320,30 +320,7 @@ func (rp *Replayer) publish(ctx context.Context, ev *event.Event, replayID strin
 	if err != nil {
 		return "", fmt.Errorf("encode event: %w", err)
 	}
-	return rp.pub.Publish(ctx, data, Attributes(ev, replayID), ev.ContactKey())
-}
-
-// Attributes are the message attributes of a normalized event (as ingest sets them) plus
-// replay_id when replayID is not empty.
-func Attributes(ev *event.Event, replayID string) map[string]string {
-	a := map[string]string{
-		pushmsg.AttrIdempotencyKey: ev.IdempotencyKey,
-		pushmsg.AttrEventID:        ev.EventID,
-		pushmsg.AttrSource:         ev.Source,
-		pushmsg.AttrEventType:      ev.EventType,
-		pushmsg.AttrSchemaVersion:  ev.SchemaVersion,
-		pushmsg.AttrMappingVersion: ev.MappingVersion,
-		pushmsg.AttrCorrelationID:  ev.CorrelationID,
-	}
-	if replayID != "" {
-		a[pushmsg.AttrReplayID] = replayID
-	}
-	for k, v := range a {
-		if v == "" {
-			delete(a, k)
-		}
-	}
-	return a
+	return rp.pub.Publish(ctx, data, pushmsg.EventAttributes(ctx, ev, replayID), ev.ContactKey())
 }
 
 // classify keeps the package's sentinels and classifies Firestore errors.
