@@ -20,9 +20,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/server"
+	"github.com/leadpipe/leadpipe/common/telemetry"
 	devconfig "github.com/leadpipe/leadpipe/devstack/config"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/devstack/firestoreemu"
@@ -77,10 +80,12 @@ type Stack struct {
 	SourceSecrets [][2]string
 
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
-	tmpDir string
+	// stopTelemetry unpins and flushes the process-wide telemetry providers.
+	stopTelemetry func()
+	wg            sync.WaitGroup
+	mu            sync.Mutex
+	errs          []error
+	tmpDir        string
 }
 
 func (o *Options) defaults() {
@@ -238,6 +243,13 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 		return fail(err)
 	}
 
+	// The services share this process, so they share one set of telemetry providers: set up
+	// once here (OTEL_EXPORTER from the environment, default none) and pinned, so one trace
+	// follows a lead from ingest through the processor to the replayer.
+	if s.stopTelemetry, err = setupTelemetry(ctx, s.ProjectID); err != nil {
+		return fail(err)
+	}
+
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	lookup := config.MapLookuper(env)
@@ -300,6 +312,9 @@ func (s *Stack) Close() {
 		s.cancel()
 	}
 	s.wg.Wait()
+	if s.stopTelemetry != nil {
+		s.stopTelemetry()
+	}
 	if s.CRM != nil {
 		_ = s.CRM.Close()
 	}
@@ -334,3 +349,24 @@ const (
 	demoClientSecret = "leadpipe-local-secret"
 	demoHubSpotToken = "pat-local-demo"
 )
+
+func setupTelemetry(ctx context.Context, projectID string) (func(), error) {
+	cfg := config.Telemetry{Exporter: "none", SampleRatio: 1}
+	if v := os.Getenv("OTEL_EXPORTER"); v != "" {
+		cfg.Exporter = v
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	shutdown, err := telemetry.Setup(ctx, cfg, "devstack", projectID)
+	if err != nil {
+		return nil, err
+	}
+	unpin := telemetry.Pin(otel.GetTracerProvider(), otel.GetMeterProvider())
+	return func() {
+		unpin()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdown(sctx)
+	}, nil
+}
