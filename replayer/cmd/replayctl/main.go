@@ -24,9 +24,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "replayctl:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			// Help that was asked for succeeds; usage shown for missing arguments does not.
+			if len(os.Args) > 1 {
+				os.Exit(0)
+			}
+			os.Exit(2)
 		}
+		fmt.Fprintln(os.Stderr, "replayctl:", err)
 		os.Exit(1)
 	}
 }
