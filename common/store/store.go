@@ -180,11 +180,17 @@ func (s *Store) DueForPublish(ctx context.Context, limit int) ([]*EventDoc, erro
 // AddAttempt appends an attempt entry to the event's history. Attempt numbers are unique per
 // event, so a retried write of the same attempt overwrites itself rather than duplicating.
 func (s *Store) AddAttempt(ctx context.Context, docID string, a Attempt) error {
-	id := fmt.Sprintf("%06d", a.Number)
-	if _, err := s.EventRef(docID).Collection(CollAttempts).Doc(id).Set(ctx, a); err != nil {
-		return fmt.Errorf("add attempt %s/%s: %w", docID, id, Classify(err))
+	ref := s.AttemptRef(docID, a.Number)
+	if _, err := ref.Set(ctx, a); err != nil {
+		return fmt.Errorf("add attempt %s/%s: %w", docID, ref.ID, Classify(err))
 	}
 	return nil
+}
+
+// AttemptRef is the document of attempt number n of an event, for writers that record the
+// attempt inside their own transaction.
+func (s *Store) AttemptRef(docID string, n int) *firestore.DocumentRef {
+	return s.EventRef(docID).Collection(CollAttempts).Doc(fmt.Sprintf("%06d", n))
 }
 
 // Attempts returns the event's attempt history in order.

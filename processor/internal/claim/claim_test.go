@@ -65,7 +65,7 @@ func TestClaimLifecycle(t *testing.T) {
 	if _, err := b.Claim(ctx, ev, claim.Delivery{MessageID: "m1"}); !errors.Is(err, claim.ErrLeaseHeld) {
 		t.Fatalf("claim under a live lease: err = %v, want ErrLeaseHeld", err)
 	}
-	if _, err := a.Complete(ctx, l, claim.Result{RecordID: "r1", StatusCode: 201}); err != nil {
+	if _, err := a.Complete(ctx, l, claim.Result{RecordID: "r1", StatusCode: 201}, nil); err != nil {
 		t.Fatalf("complete: %v", err)
 	}
 	if _, err := b.Claim(ctx, ev, claim.Delivery{MessageID: "m1"}); !errors.Is(err, claim.ErrSucceeded) {
@@ -98,10 +98,10 @@ func TestExpiredLeaseIsTakenOverAndOldHolderCannotWrite(t *testing.T) {
 	if l2.Fence != l1.Fence+1 {
 		t.Errorf("fence after takeover = %d, want %d", l2.Fence, l1.Fence+1)
 	}
-	if _, err := slow.Complete(ctx, l1, claim.Result{RecordID: "stale"}); !errors.Is(err, store.ErrFenceSuperseded) {
+	if _, err := slow.Complete(ctx, l1, claim.Result{RecordID: "stale"}, nil); !errors.Is(err, store.ErrFenceSuperseded) {
 		t.Fatalf("stale complete: err = %v, want ErrFenceSuperseded", err)
 	}
-	if _, err := fast.Complete(ctx, l2, claim.Result{RecordID: "fresh"}); err != nil {
+	if _, err := fast.Complete(ctx, l2, claim.Result{RecordID: "fresh"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := st.GetEvent(ctx, l2.DocID)
@@ -156,7 +156,7 @@ func TestOutageAttemptsAreNotCharged(t *testing.T) {
 		if err != nil {
 			t.Fatalf("claim %d: %v (outage attempts must not count)", i+1, err)
 		}
-		if err := c.Fail(ctx, l, "outage", "circuit open", true); err != nil {
+		if err := c.Fail(ctx, l, "outage", "circuit open", true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -222,7 +222,7 @@ func TestCompleteSetsExpiryForTTL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.Complete(ctx, l, claim.Result{RecordID: "r"}); err != nil {
+			if _, err := c.Complete(ctx, l, claim.Result{RecordID: "r"}, nil); err != nil {
 				t.Fatal(err)
 			}
 			d, _ := st.GetEvent(ctx, l.DocID)
@@ -233,5 +233,43 @@ func TestCompleteSetsExpiryForTTL(t *testing.T) {
 				t.Errorf("expire_at - completed_at = %v, want %v", d.ExpireAt.Sub(d.CompletedAt), tc.retention)
 			}
 		})
+	}
+}
+
+// TestVerdictAndAttemptCommitTogether: the attempt entry is written in the verdict's own
+// commit, and a superseded holder writes neither.
+func TestVerdictAndAttemptCommitTogether(t *testing.T) {
+	st := newStore(t)
+	ctx := t.Context()
+	ev := testEvent("att-commit")
+	slow := claim.New(st, "slow", 20*time.Millisecond, 5).WithRetention(time.Hour)
+	fast := claim.New(st, "fast", time.Minute, 5).WithRetention(time.Hour)
+	l1, err := slow.Claim(ctx, ev, claim.Delivery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	l2, err := fast.Claim(ctx, ev, claim.Delivery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := &store.Attempt{Number: l1.Attempt, Fence: l1.Fence, Owner: "slow", StartedAt: l1.StartedAt}
+	if _, err := slow.Complete(ctx, l1, claim.Result{RecordID: "stale"}, stale); !errors.Is(err, store.ErrFenceSuperseded) {
+		t.Fatalf("stale complete: %v", err)
+	}
+	fresh := &store.Attempt{Number: l2.Attempt, Fence: l2.Fence, Owner: "fast", StartedAt: l2.StartedAt, Code: 201}
+	if _, err := fast.Complete(ctx, l2, claim.Result{RecordID: "fresh"}, fresh); err != nil {
+		t.Fatal(err)
+	}
+	atts, err := st.Attempts(ctx, l2.DocID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(atts) != 1 {
+		t.Fatalf("attempt entries = %+v, want only the winner's", atts)
+	}
+	a := atts[0]
+	if a.Number != l2.Attempt || a.Outcome != "succeeded" || a.Owner != "fast" || a.FinishedAt.IsZero() || a.ExpireAt.Sub(a.FinishedAt) != time.Hour {
+		t.Errorf("attempt = %+v", a)
 	}
 }

@@ -198,7 +198,7 @@ func (h *Handler) record(ctx context.Context, lease *claim.Lease, att *store.Att
 
 func (h *Handler) succeed(ctx context.Context, lease *claim.Lease, att *store.Attempt, res crm.Result, d time.Duration) answer {
 	att.Code = res.StatusCode
-	state, err := h.Claims.Complete(ctx, lease, claim.Result{RecordID: res.RecordID, RequestID: res.RequestID, StatusCode: res.StatusCode, Duration: d})
+	state, err := h.Claims.Complete(ctx, lease, claim.Result{RecordID: res.RecordID, RequestID: res.RequestID, StatusCode: res.StatusCode, Duration: d}, att)
 	switch {
 	case errors.Is(err, store.ErrFenceSuperseded):
 		h.record(ctx, lease, att, "superseded")
@@ -211,26 +211,26 @@ func (h *Handler) succeed(ctx context.Context, lease *claim.Lease, att *store.At
 		logging.FromContext(ctx).ErrorContext(ctx, "result not written", "error", err.Error())
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
 	}
-	h.record(ctx, lease, att, "succeeded")
 	return answer{status: http.StatusOK, Outcome: "succeeded", Attempt: lease.Attempt}
 }
 
 func (h *Handler) fail(ctx context.Context, lease *claim.Lease, att *store.Attempt, fe *failure.Error, outage bool) answer {
-	err := h.Claims.Fail(ctx, lease, string(fe.Class), fe.Message, outage)
-	h.record(ctx, lease, att, "failed")
-	if err != nil && !errors.Is(err, store.ErrFenceSuperseded) {
+	switch err := h.Claims.Fail(ctx, lease, string(fe.Class), fe.Message, outage, att); {
+	case errors.Is(err, store.ErrFenceSuperseded):
+		h.record(ctx, lease, att, "superseded")
+	case err != nil:
 		logging.FromContext(ctx).ErrorContext(ctx, "failure not written", "error", err.Error())
+		h.record(ctx, lease, att, "failed")
 	}
 	return answer{status: http.StatusServiceUnavailable, Outcome: "failed", Attempt: lease.Attempt, Class: string(fe.Class)}
 }
 
 func (h *Handler) quarantine(ctx context.Context, env *pushmsg.Envelope, lease *claim.Lease, att *store.Attempt, fe *failure.Error) answer {
-	doc, err := h.Claims.Quarantine(ctx, lease, string(fe.Class), fe.Message)
+	doc, err := h.Claims.Quarantine(ctx, lease, string(fe.Class), fe.Message, att)
 	if err != nil {
 		h.record(ctx, lease, att, "superseded")
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
 	}
-	h.record(ctx, lease, att, "quarantined")
 	logging.FromContext(ctx).WarnContext(ctx, "event quarantined", "failure_class", fe.Class, "error_message", fe.Message)
 	a := h.publish(ctx, env, doc)
 	a.Attempt = lease.Attempt
