@@ -10,8 +10,6 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // ErrBadPageToken: a page token that this store did not hand out.
@@ -45,14 +43,7 @@ func DecodeDLQ(snap *firestore.DocumentSnapshot) (*DLQRecord, error) {
 
 // GetDLQ reads one DLQ record; ErrNotFound when there is none.
 func (s *Store) GetDLQ(ctx context.Context, id string) (*DLQRecord, error) {
-	snap, err := s.DLQRef(id).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return nil, fmt.Errorf("get dlq %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get dlq %s: %w", id, Classify(err))
-	}
-	return DecodeDLQ(snap)
+	return get(ctx, s.DLQRef(id), "get dlq", DecodeDLQ)
 }
 
 // DecodeEvent reads an event document from a snapshot; for callers running their own

@@ -76,14 +76,7 @@ func (s *Store) CreateReplayJob(ctx context.Context, j *ReplayJob) error {
 
 // GetReplayJob reads a job; ErrNotFound when there is none.
 func (s *Store) GetReplayJob(ctx context.Context, id string) (*ReplayJob, error) {
-	snap, err := s.jobRef(id).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return nil, fmt.Errorf("get replay job %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get replay job %s: %w", id, Classify(err))
-	}
-	return decodeJob(snap)
+	return get(ctx, s.jobRef(id), "get replay job", decodeJob)
 }
 
 // SaveReplayJob writes the job's progress (counters, cursor, status, lease) if owner still

@@ -103,14 +103,21 @@ func (s *Store) CreateEvent(ctx context.Context, doc *EventDoc) error {
 
 // GetEvent reads an event document by document id.
 func (s *Store) GetEvent(ctx context.Context, docID string) (*EventDoc, error) {
-	snap, err := s.EventRef(docID).Get(ctx)
+	return get(ctx, s.EventRef(docID), "get event", decodeEvent)
+}
+
+// get reads one document and decodes it: ErrNotFound when it does not exist, other errors
+// classified, both prefixed with op and the document id.
+func get[T any](ctx context.Context, ref *firestore.DocumentRef, op string, decode func(*firestore.DocumentSnapshot) (T, error)) (T, error) {
+	var zero T
+	snap, err := ref.Get(ctx)
 	if status.Code(err) == codes.NotFound {
-		return nil, fmt.Errorf("get event %s: %w", docID, ErrNotFound)
+		return zero, fmt.Errorf("%s %s: %w", op, ref.ID, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get event %s: %w", docID, Classify(err))
+		return zero, fmt.Errorf("%s %s: %w", op, ref.ID, Classify(err))
 	}
-	return decodeEvent(snap)
+	return decode(snap)
 }
 
 // FindEvent looks an event up by idempotency key, document id or event id.
@@ -263,16 +270,11 @@ func (s *Store) SetCRMHealth(ctx context.Context, h CRMHealth) error {
 
 // CRMHealth reads a CRM's breaker state; ErrNotFound when the processor never wrote one.
 func (s *Store) CRMHealth(ctx context.Context, crm string) (*CRMHealth, error) {
-	snap, err := s.fs.Collection(CollCRMHealth).Doc(crm).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return nil, fmt.Errorf("crm health %s: %w", crm, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("crm health %s: %w", crm, Classify(err))
-	}
-	var h CRMHealth
-	if err := snap.DataTo(&h); err != nil {
-		return nil, fmt.Errorf("decode crm health %s: %w", crm, err)
-	}
-	return &h, nil
+	return get(ctx, s.fs.Collection(CollCRMHealth).Doc(crm), "crm health", func(snap *firestore.DocumentSnapshot) (*CRMHealth, error) {
+		var h CRMHealth
+		if err := snap.DataTo(&h); err != nil {
+			return nil, fmt.Errorf("decode crm health %s: %w", crm, err)
+		}
+		return &h, nil
+	})
 }
