@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,8 @@ func chromiumPath(t *testing.T) string {
 }
 
 // The triage page in headless Chromium: sign in, see the quarantined lead in the list, open
-// it, replay it with a reason, and see the record replayed.
+// it, replay it with a reason, see the record replayed, and find the lead from the header's
+// search box. TRIAGE_SCREENSHOT_DIR set: the search result is saved there as find.png.
 func TestTriagePageInBrowser(t *testing.T) {
 	path := chromiumPath(t)
 	reset(t)
@@ -127,6 +129,28 @@ func TestTriagePageInBrowser(t *testing.T) {
 	}
 	if err := os.WriteFile("/tmp/triage.png", shot, 0o644); err != nil {
 		t.Log("screenshot:", err)
+	}
+
+	// "Find a lead" from the header: the replayed lead is back in the pipeline, its record
+	// replayed.
+	must("find", chromedp.Do(ctx,
+		chromedp.SendKeys(css("#q"), ev.IdempotencyKey),
+		chromedp.Click(css("#find")),
+		chromedp.WaitVisible(css("#lead-state")),
+	))
+	leadState, err := chromedp.Run(ctx, chromedp.Text(css("#lead-state")))
+	must("lead state", err)
+	dlqLink, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#dlq-link")?.getAttribute("href") ?? ""`))
+	must("dlq link", err)
+	if leadState != string(store.StateReceived) || dlqLink != "/ui/dlq/"+id {
+		t.Errorf("found lead: state %q, DLQ link %q; want received and /ui/dlq/%s", leadState, dlqLink, id)
+	}
+	if dir := os.Getenv("TRIAGE_SCREENSHOT_DIR"); dir != "" {
+		findShot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		must("find screenshot", err)
+		if err := os.WriteFile(filepath.Join(dir, "find.png"), findShot, 0o644); err != nil {
+			t.Log("screenshot:", err)
+		}
 	}
 
 	// Without a session the page sends the browser to the login form.

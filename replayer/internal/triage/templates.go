@@ -66,12 +66,20 @@ dt{color:#4a5561}dd{margin:0;word-break:break-all}
 .note{padding:10px 14px;border-radius:6px;margin:14px 0 0;background:#eef1f4;border:1px solid #dde1e6}
 pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:6px;overflow:auto;max-height:420px}
 .muted{color:#6b7280}
+header form.find{display:flex;gap:6px;flex:0 1 520px}
+header form.find input{flex:1;min-width:0;padding:5px 8px;border:1px solid #4b5563;border-radius:4px;background:#fff}
+.e-received,.e-processing{background:#bfdbfe}.e-succeeded{background:#bbf7d0}.e-failed{background:#fed7aa}.e-quarantined{background:#fecaca}.e-discarded{background:#e5e7eb;color:#555}
 </style></head><body>
-<header><a href="/">leadpipe · DLQ triage</a>{{if .Actor}}<span class="who">signed in as <b>{{.Actor}}</b></span>
+<header><a href="/">leadpipe · DLQ triage</a>{{if .Actor}}
+<form method="get" action="/ui/events" class="find" role="search"><input type="search" name="q" id="q" value="{{.Query}}" placeholder="Find a lead: idempotency key, event id or doc id" aria-label="Find a lead" required maxlength="1500"><button class="secondary" type="submit" id="find">Find</button></form>
+<span class="who">signed in as <b>{{.Actor}}</b></span>
 <form method="post" action="/ui/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button class="secondary" type="submit">Sign out</button></form>{{end}}</header>
 <main>{{if .Flash}}<div class="flash" id="flash">{{.Flash}}</div>{{end}}{{if .Error}}<div class="flash error" id="error">{{.Error}}</div>{{end}}
 {{end}}
-{{define "bottom"}}</main></body></html>{{end}}`
+{{define "bottom"}}</main></body></html>{{end}}
+{{define "attempts"}}<table id="attempts"><tr><th>#</th><th>Outcome</th><th>Class</th><th>Code</th><th>Message</th><th>Replay</th><th>Started</th><th>Finished</th></tr>
+{{range .}}<tr><td class="num">{{.Number}}</td><td>{{.Outcome}}</td><td>{{.Class}}</td><td>{{if .Code}}{{.Code}}{{end}}</td><td>{{.Message}}</td><td class="mono">{{short .ReplayID}}</td><td>{{when .StartedAt}}</td><td>{{when .FinishedAt}}</td></tr>
+{{else}}<tr><td colspan="8" class="muted">No attempts recorded.</td></tr>{{end}}</table>{{end}}`
 
 const loginPage = `{{template "top" .}}
 <h1>Sign in</h1>
@@ -150,14 +158,40 @@ const detailPage = `{{template "top" .}}
 {{if eq .Status "replayed"}}The event is back in the pipeline; if that delivery fails, the record reopens here.{{else if eq .Status "discarded"}}A discarded event cannot be replayed.{{else}}The event reached the CRM.{{end}}</p>{{end}}{{end}}
 </div></div>
 <h2>Attempt history</h2>
-<table id="attempts"><tr><th>#</th><th>Outcome</th><th>Class</th><th>Code</th><th>Message</th><th>Replay</th><th>Started</th><th>Finished</th></tr>
-{{range .D.Attempts}}<tr><td class="num">{{.Number}}</td><td>{{.Outcome}}</td><td>{{.Class}}</td><td>{{if .Code}}{{.Code}}{{end}}</td><td>{{.Message}}</td><td class="mono">{{short .ReplayID}}</td><td>{{when .StartedAt}}</td><td>{{when .FinishedAt}}</td></tr>
-{{else}}<tr><td colspan="8" class="muted">No attempts recorded.</td></tr>{{end}}</table>
+{{template "attempts" .D.Attempts}}
 <h2>Audit</h2>
 <table id="audit"><tr><th>When</th><th>Actor</th><th>Action</th><th>Outcome</th><th>Reason</th></tr>
 {{range .Audit}}<tr><td>{{when .At}}</td><td>{{.Actor}}</td><td>{{.Action}}</td><td>{{.Outcome}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="5" class="muted">No actions yet.</td></tr>{{end}}</table>
 {{if .CanReadRaw}}<h2>Payload</h2>{{if .RawJSON}}<pre>{{.RawJSON}}</pre>{{else}}<p><a href="/ui/dlq/{{.D.Record.ID}}?include=raw">Show normalized event and raw payload</a></p>{{end}}{{end}}
+{{template "bottom" .}}`
+
+const findPage = `{{template "top" .}}
+{{if .W}}{{with .W.Event}}<h1>Lead <span class="mono">{{short .ID}}</span> <span class="pill e-{{.State}}" id="lead-state">{{.State}}</span></h1>
+<div class="grid"><div class="card"><dl>
+<dt>State</dt><dd><span class="pill e-{{.State}}">{{.State}}</span> <span class="muted">{{$.StateText}}</span></dd>
+<dt>Source / type</dt><dd>{{.Source}} · {{.EventType}}</dd>
+<dt>Idempotency key</dt><dd class="mono">{{.IdempotencyKey}}</dd>
+<dt>Event id</dt><dd class="mono">{{.EventID}}</dd>
+<dt>Event doc id</dt><dd class="mono">{{.ID}}</dd>
+<dt>Created</dt><dd>{{when .CreatedAt}}</dd>
+<dt>Completed</dt><dd>{{when .CompletedAt}}</dd>
+{{if not .QuarantinedAt.IsZero}}<dt>Quarantined</dt><dd>{{when .QuarantinedAt}}{{if .QuarantinedBy}} by {{.QuarantinedBy}}{{end}}</dd>{{end}}
+</dl></div>
+<div class="card"><dl>
+<dt>CRM</dt><dd>{{.Routing.CRM}} · {{.Routing.Object}} · {{.Routing.Mode}}</dd>
+{{if .CRMRecordID}}<dt>CRM record id</dt><dd class="mono" id="crm-record">{{.CRMRecordID}}</dd>
+<dt>CRM status</dt><dd>{{if .CRMStatusCode}}{{.CRMStatusCode}}{{else}}—{{end}}</dd>{{end}}
+<dt>Attempts</dt><dd>{{.Attempts}}</dd>
+{{if $.FailureLabel}}<dt>{{$.FailureLabel}}</dt><dd id="failure"><span class="pill c-{{.FailureClass}}">{{.FailureClass}}</span> {{.ErrorMessage}}</dd>{{end}}
+<dt>Replays</dt><dd>{{.ReplayCount}}{{if .LastReplayID}} (last <span class="mono">{{short .LastReplayID}}</span>){{end}}</dd>
+<dt>DLQ record</dt><dd>{{with $.W.DLQ}}<a class="mono" id="dlq-link" href="/ui/dlq/{{.ID}}">{{short .ID}}</a> <span class="pill s-{{.Status}}">{{.Status}}</span>{{else}}<span class="muted">none</span>{{end}}</dd>
+</dl></div></div>{{end}}
+<h2>Attempt history</h2>
+{{template "attempts" .W.Attempts}}
+{{else}}<h1>Find a lead</h1>
+{{if .NotFound}}<p class="flash error" id="not-found">No lead with that key or id: <code>{{.Query}}</code></p>{{end}}
+<p class="muted">Search by idempotency key, event document id or event id (exact match). A payload that never became an event has no event document; look for it in the <a href="/?status=">dead-letter queue</a>.</p>{{end}}
 {{template "bottom" .}}`
 
 const errorPage = `{{template "top" .}}<p><a href="/">Back to the list</a></p>{{template "bottom" .}}`
@@ -167,4 +201,5 @@ var (
 	tmplLogin  = template.Must(template.New("login").Funcs(funcs).Parse(layout + loginPage))
 	tmplIndex  = template.Must(template.New("index").Funcs(funcs).Parse(layout + indexPage))
 	tmplDetail = template.Must(template.New("detail").Funcs(funcs).Parse(layout + detailPage))
+	tmplFind   = template.Must(template.New("find").Funcs(funcs).Parse(layout + findPage))
 )

@@ -1,6 +1,7 @@
 // Package triage is the replayer's server-rendered triage page: the DLQ grouped by failure
-// class and source, a filterable list, one record's detail and history, and replay / discard
-// forms that require a reason. No JavaScript, no build step.
+// class and source, a filterable list, one record's detail and history, replay / discard
+// forms that require a reason, and "find a lead" (where is this lead?). No JavaScript, no
+// build step.
 //
 // Authentication: a session cookie (HttpOnly, SameSite=Strict, signed) set after the operator
 // enters a token on the login form, or the same bearer token the API takes. Every form post
@@ -48,11 +49,12 @@ func (p *Page) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/logout", p.authed(p.logout))
 	mux.HandleFunc("GET /ui/dlq/{id}", p.authed(p.detail))
 	mux.HandleFunc("POST /ui/dlq/{id}/{verb}", p.authed(p.act))
+	mux.HandleFunc("GET /ui/events", p.authed(p.find))
 }
 
-// view is what every template gets.
+// view is what every template gets. Query fills the header's "Find a lead" box.
 type view struct {
-	Title, Actor, CSRF, Flash, Error string
+	Title, Actor, CSRF, Flash, Error, Query string
 }
 
 type session struct {
