@@ -123,7 +123,7 @@ func get[T any](ctx context.Context, ref *firestore.DocumentRef, op string, deco
 // FindEvent looks an event up by idempotency key, document id or event id.
 func (s *Store) FindEvent(ctx context.Context, key string) (*EventDoc, error) {
 	for _, id := range []string{event.DocID(key), key} {
-		if len(id) != 64 {
+		if !isDocID(id) {
 			continue
 		}
 		d, err := s.GetEvent(ctx, id)
@@ -217,6 +217,20 @@ func (s *Store) Attempts(ctx context.Context, docID string) ([]Attempt, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// isDocID reports whether s has the form of event.DocID: 64 lowercase hex characters. Anything
+// else is never an event's document id (and may not even be a valid Firestore id).
+func isDocID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func decodeEvent(snap *firestore.DocumentSnapshot) (*EventDoc, error) {

@@ -248,6 +248,8 @@ func TestFindEvent(t *testing.T) {
 		{"other by event id", other.EventID, other.DocID, nil},
 		{"unknown key", "typeform|lead.created|nope", "", store.ErrNotFound},
 		{"unknown 64-char id", strings.Repeat("ab", 32), "", store.ErrNotFound},
+		{"64 chars with a slash", strings.Repeat("a/", 32), "", store.ErrNotFound},
+		{"64 chars, reserved id form", "__" + strings.Repeat("x", 60) + "__", "", store.ErrNotFound},
 		{"empty", "", "", store.ErrNotFound},
 	}
 	for _, tt := range tests {
