@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
@@ -42,13 +43,7 @@ func (s *Store) ResolveDLQ(ctx context.Context, id string) (bool, error) {
 		if ev.State != StateSucceeded {
 			return errNotResolvable
 		}
-		now := s.Now()
-		return tx.Update(s.DLQRef(id), []firestore.Update{
-			{Path: "status", Value: DLQResolved},
-			{Path: "status_changed_at", Value: now},
-			{Path: "status_changed_by", Value: ResolvedBy},
-			{Path: "updated_at", Value: now},
-		})
+		return tx.Update(s.DLQRef(id), DLQStatusUpdates(DLQResolved, ResolvedBy, s.Now()))
 	})
 	switch {
 	case errors.Is(err, errNotResolvable), status.Code(err) == codes.NotFound:
@@ -57,4 +52,14 @@ func (s *Store) ResolveDLQ(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("resolve dlq %s: %w", id, Classify(err))
 	}
 	return true, nil
+}
+
+// DLQStatusUpdates are the field updates that move a DLQ record to status, by whom and when.
+func DLQStatusUpdates(status, by string, now time.Time) []firestore.Update {
+	return []firestore.Update{
+		{Path: "status", Value: status},
+		{Path: "status_changed_at", Value: now},
+		{Path: "status_changed_by", Value: by},
+		{Path: "updated_at", Value: now},
+	}
 }

@@ -148,14 +148,9 @@ func (rp *Replayer) Replay(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{ID: req.ID}
 	var ev event.Event
 	err := rp.st.Client().RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		*res = Result{ID: req.ID}
-		rec, doc, err := rp.read(tx, req.ID)
+		rec, doc, err := rp.begin(tx, req.ID, res)
 		if err != nil {
 			return err
-		}
-		res.RecordStatus = rec.Status
-		if doc != nil {
-			res.EventState = string(doc.State)
 		}
 		noop, err := decideReplay(rec, doc, req.Force)
 		if err != nil {
@@ -193,12 +188,7 @@ func (rp *Replayer) Replay(ctx context.Context, req Request) (*Result, error) {
 		if err := tx.Update(rp.st.EventRef(req.ID), updates); err != nil {
 			return err
 		}
-		if err := tx.Update(rp.st.DLQRef(req.ID), []firestore.Update{
-			{Path: "status", Value: store.DLQReplayed},
-			{Path: "status_changed_at", Value: now},
-			{Path: "status_changed_by", Value: req.Actor},
-			{Path: "updated_at", Value: now},
-		}); err != nil {
+		if err := tx.Update(rp.st.DLQRef(req.ID), store.DLQStatusUpdates(store.DLQReplayed, req.Actor, now)); err != nil {
 			return err
 		}
 		res.Outcome, res.ReplayID = OutcomeReplayed, replayID
@@ -241,14 +231,9 @@ func (rp *Replayer) Discard(ctx context.Context, req Request) (*Result, error) {
 	now := rp.st.Now()
 	res := &Result{ID: req.ID}
 	err := rp.st.Client().RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		*res = Result{ID: req.ID}
-		rec, doc, err := rp.read(tx, req.ID)
+		rec, doc, err := rp.begin(tx, req.ID, res)
 		if err != nil {
 			return err
-		}
-		res.RecordStatus = rec.Status
-		if doc != nil {
-			res.EventState = string(doc.State)
 		}
 		noop, err := decideDiscard(rec, doc, req.Force)
 		if err != nil {
@@ -269,12 +254,7 @@ func (rp *Replayer) Discard(ctx context.Context, req Request) (*Result, error) {
 			}
 			res.EventState = string(store.StateDiscarded)
 		}
-		if err := tx.Update(rp.st.DLQRef(req.ID), []firestore.Update{
-			{Path: "status", Value: store.DLQDiscarded},
-			{Path: "status_changed_at", Value: now},
-			{Path: "status_changed_by", Value: req.Actor},
-			{Path: "updated_at", Value: now},
-		}); err != nil {
+		if err := tx.Update(rp.st.DLQRef(req.ID), store.DLQStatusUpdates(store.DLQDiscarded, req.Actor, now)); err != nil {
 			return err
 		}
 		res.Outcome, res.RecordStatus, audit.Outcome = OutcomeDiscarded, store.DLQDiscarded, OutcomeDiscarded
@@ -284,6 +264,21 @@ func (rp *Replayer) Discard(ctx context.Context, req Request) (*Result, error) {
 		return nil, fmt.Errorf("discard %s: %w", req.ID, classify(err))
 	}
 	return res, nil
+}
+
+// begin starts a replay or discard transaction (or its retry): it resets res, reads the record
+// and its event (nil when there is none), and notes their current status in res.
+func (rp *Replayer) begin(tx *firestore.Transaction, id string, res *Result) (*store.DLQRecord, *store.EventDoc, error) {
+	*res = Result{ID: id}
+	rec, doc, err := rp.read(tx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.RecordStatus = rec.Status
+	if doc != nil {
+		res.EventState = string(doc.State)
+	}
+	return rec, doc, nil
 }
 
 func (rp *Replayer) read(tx *firestore.Transaction, id string) (*store.DLQRecord, *store.EventDoc, error) {
