@@ -19,7 +19,6 @@ import (
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/mapping"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
-	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/ingest/internal/signature"
 )
@@ -504,38 +503,24 @@ func TestRunServes(t *testing.T) {
 	if err := os.WriteFile(path, []byte(testSources), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New("127.0.0.1:0")
+	svc, err := env.Serve(Run, map[string]string{
+		"SOURCES_FILE": path, "DEMO_WEBHOOK_SECRET": demoSecret, "OLD_DEMO_SECRET": demoSecret,
+		"SWEEP_INTERVAL": "50ms",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, env.Lookuper(map[string]string{
-			"SOURCES_FILE": path, "DEMO_WEBHOOK_SECRET": demoSecret, "OLD_DEMO_SECRET": demoSecret,
-			"SWEEP_INTERVAL": "50ms",
-		}), srv)
-	}()
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := svc.Stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	eventually(t, "readyz", func() bool {
-		resp, err := http.Get(srv.URL() + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	resp, err := http.Get(srv.URL() + "/healthz")
+	resp, err := http.Get(svc.URL + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz = %v, %v", resp, err)
 	}
 	resp.Body.Close()
-	f := &fixture{t: t, url: srv.URL()}
+	f := &fixture{t: t, url: svc.URL}
 	l := newLead(t)
 	if a := f.do(f.request(l)); a.code != http.StatusAccepted {
 		t.Errorf("POST through Run = %d %v", a.code, a.body)

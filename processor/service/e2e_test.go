@@ -17,7 +17,6 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
-	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry/telemetrytest"
 	"github.com/leadpipe/leadpipe/devstack/devstacktest"
@@ -98,28 +97,16 @@ func startProcessor(t testing.TB, overrides map[string]string) string {
 	for k, v := range overrides {
 		vars[k] = v
 	}
-	srv, err := server.New("127.0.0.1:0")
+	svc, err := env.Serve(service.Run, vars)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- service.Run(ctx, env.Lookuper(vars), srv) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := svc.Stop(); err != nil {
 			t.Errorf("service.Run: %v", err)
 		}
 	})
-	waitFor(t, 10*time.Second, "processor healthy", func() bool {
-		resp, err := http.Get(srv.URL() + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return srv.URL()
+	return svc.URL
 }
 
 // pushTo points the leads push subscription at url with short test backoffs.

@@ -1,13 +1,11 @@
 package service_test
 
 import (
-	"context"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/replayer/service"
 )
 
@@ -42,27 +40,11 @@ func startReplayer(t *testing.T, overrides map[string]string) *instance {
 	for k, v := range overrides {
 		vars[k] = v
 	}
-	srv, err := server.New("127.0.0.1:0")
+	svc, err := env.Serve(service.Run, vars)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("replayer instance: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- service.Run(ctx, env.Lookuper(vars), srv) }()
-	var result error
-	stopped := false
-	inst := &instance{URL: srv.URL(), stop: func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			result = <-done
-		}
-		return result
-	}}
-	if err := waitReady(ctx, inst.URL, done); err != nil {
-		cancel()
-		t.Fatalf("replayer instance not ready: %v", err)
-	}
+	inst := &instance{URL: svc.URL, stop: svc.Stop}
 	t.Cleanup(func() { inst.Stop(t) })
 	return inst
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
-	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 	"github.com/leadpipe/leadpipe/replayer/service"
@@ -52,12 +51,19 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer env.Close()
-	srv, err := server.New("127.0.0.1:0")
+	svc, err := env.Serve(service.Run, map[string]string{
+		"AUTH_MODE":            "static",
+		"REPLAYER_TOKENS":      aliceToken + "=alice," + bobToken + "=bob",
+		"REPLAYER_RAW_READERS": "alice",
+		"PUSH_AUTH":            "none",
+		"REPLAY_RATE_PER_SEC":  "50",
+		"AUTO_REPLAY_COOLDOWN": "1h",
+	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "replayer:", err)
 		return 1
 	}
-	baseURL = srv.URL()
+	baseURL = svc.URL
 	if err := env.Provision(ctx, devstacktest.Topology{ReplayerURL: baseURL}); err != nil {
 		fmt.Fprintln(os.Stderr, "provision:", err)
 		return 1
@@ -76,48 +82,12 @@ func run(m *testing.M) int {
 	defer psClient.Close()
 	leadsTop = "projects/" + env.ProjectID + "/topics/leads"
 
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(ctx, env.Lookuper(map[string]string{
-			"AUTH_MODE":            "static",
-			"REPLAYER_TOKENS":      aliceToken + "=alice," + bobToken + "=bob",
-			"REPLAYER_RAW_READERS": "alice",
-			"PUSH_AUTH":            "none",
-			"REPLAY_RATE_PER_SEC":  "50",
-			"AUTO_REPLAY_COOLDOWN": "1h",
-		}), srv)
-	}()
-	if err := waitReady(ctx, baseURL, done); err != nil {
-		fmt.Fprintln(os.Stderr, "replayer not ready:", err)
-		return 1
-	}
 	code := m.Run()
-	cancel()
-	if err := <-done; err != nil {
+	if err := svc.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "replayer:", err)
 		return 1
 	}
 	return code
-}
-
-func waitReady(ctx context.Context, base string, done <-chan error) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			return fmt.Errorf("exited: %v", err)
-		default:
-		}
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return ctx.Err()
 }
 
 // reset clears Firestore between tests.
