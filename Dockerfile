@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image per service, built from the go.work workspace:
+# One image per service, built from the repository's single Go module:
 #   docker build --build-arg SERVICE=ingest    -t leadpipe-ingest .
 #   docker build --build-arg SERVICE=processor -t leadpipe-processor .
 #   docker build --build-arg SERVICE=replayer  -t leadpipe-replayer .
@@ -16,10 +16,9 @@ RUN case "${SERVICE}" in \
 WORKDIR /src
 ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
-# The whole workspace: go.work lists every module, so all of them must be present. Only the
-# modules the service's build list needs are downloaded (a workspace-wide `go mod download`
-# would fetch test-only dependencies of every module too). The cache mounts keep downloads
-# and compiled packages between local builds.
+# The whole module. `go build` downloads only the modules the service's packages import (a
+# `go mod download` would also fetch the test-only dependencies: chromedp, fake-gcs-server...).
+# The cache mounts keep downloads and compiled packages between local builds.
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \

@@ -1,5 +1,6 @@
 # leadpipe: every target works on a fresh machine with Go 1.26 and make.
-MODULES := common ingest processor replayer devstack
+# One Go module at the root (github.com/leadpipe/leadpipe); these are its top-level directories.
+DIRS := common ingest processor replayer devstack internal
 GO ?= go
 # Short fuzz budget per fuzz target during `make test`.
 FUZZTIME ?= 3s
@@ -14,29 +15,27 @@ dev:
 emulators:
 	$(GO) run ./devstack/cmd/devstack emulators
 
-## test: every module's tests with the race detector, then each fuzz target for $(FUZZTIME).
+## test: every package's tests with the race detector, then each fuzz target for $(FUZZTIME).
 test: lint
-	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); done
+	$(GO) test -race -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory fuzz
 
 ## fuzz: run every Fuzz* target for a short budget.
 fuzz:
-	@set -e; for m in $(MODULES); do \
-	  for pkg in $$(cd $$m && $(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
-	    for f in $$(cd $$m && grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' $$($(GO) list -f '{{$$d:=.Dir}}{{range .TestGoFiles}}{{$$d}}/{{.}} {{end}}{{range .XTestGoFiles}}{{$$d}}/{{.}} {{end}}' $$pkg) 2>/dev/null | awk '{print $$2}' | sed 's/(.*//'); do \
-	      echo "== fuzz $$pkg $$f"; (cd $$m && $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg); \
-	    done; \
+	@set -e; for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+	  for f in $$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' $$($(GO) list -f '{{$$d:=.Dir}}{{range .TestGoFiles}}{{$$d}}/{{.}} {{end}}{{range .XTestGoFiles}}{{$$d}}/{{.}} {{end}}' $$pkg) 2>/dev/null | awk '{print $$2}' | sed 's/(.*//'); do \
+	    echo "== fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
 
 ## lint: gofmt and go vet on every module.
 lint:
-	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@out=$$(gofmt -l $(DIRS)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
 
 ## bench: every benchmark once, printing figures.
 bench:
-	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...); done
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
 
 ## send-lead: send one signed sample lead to a running `make dev` stack.
 send-lead:
@@ -49,7 +48,7 @@ load:
 
 build:
 	@mkdir -p bin
-	@set -e; for m in ingest processor replayer devstack; do (cd $$m && $(GO) build -o ../bin/ ./cmd/...); done
+	$(GO) build -o bin/ ./ingest/cmd/... ./processor/cmd/... ./replayer/cmd/... ./devstack/cmd/...
 
 tidy:
-	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done
+	$(GO) mod tidy
