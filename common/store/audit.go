@@ -20,20 +20,20 @@ type AuditFilter struct {
 	Until  time.Time
 }
 
-// NewAuditRef returns a fresh audit entry reference, so a transaction can write the entry
-// together with the change it records.
-func (s *Store) NewAuditRef() *firestore.DocumentRef {
+// newAuditRef is a fresh audit entry, so a transaction can write it together with the change
+// it records.
+func (s *Store) newAuditRef() *firestore.DocumentRef {
 	return s.fs.Collection(CollAudit).NewDoc()
 }
 
 // AppendAudit writes one audit entry and returns its id. At defaults to now.
 func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
-	ref := s.NewAuditRef()
+	ref := s.newAuditRef()
 	if e.At.IsZero() {
 		e.At = s.Now()
 	}
 	if _, err := ref.Create(ctx, e); err != nil {
-		return "", fmt.Errorf("append audit: %w", Classify(err))
+		return "", fmt.Errorf("append audit: %w", classify(err))
 	}
 	return ref.ID, nil
 }
@@ -46,7 +46,7 @@ func (s *Store) UpdateAuditOutcome(ctx context.Context, id, outcome, detail stri
 		{Path: "detail", Value: detail},
 	})
 	if err != nil {
-		return fmt.Errorf("update audit %s: %w", id, Classify(err))
+		return fmt.Errorf("update audit %s: %w", id, classify(err))
 	}
 	return nil
 }
@@ -96,7 +96,7 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter, pageSize int, page
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list audit: %w", Classify(err))
+			return nil, fmt.Errorf("list audit: %w", classify(err))
 		}
 		if len(page.Entries) == pageSize {
 			last := page.Entries[len(page.Entries)-1]

@@ -44,8 +44,6 @@ var (
 	ErrDuplicate = errors.New("duplicate idempotency key")
 	// ErrNotFound: no such document.
 	ErrNotFound = errors.New("not found")
-	// ErrFenceSuperseded: a newer claim holds the event; the caller's result is not written.
-	ErrFenceSuperseded = errors.New("fence superseded")
 )
 
 // Store wraps a Firestore client.
@@ -59,18 +57,14 @@ func New(client *firestore.Client) *Store {
 	return &Store{fs: client, now: time.Now}
 }
 
-// Client exposes the Firestore client for packages that run their own transactions over the
-// store's documents (the processor's claim).
-func (s *Store) Client() *firestore.Client { return s.fs }
-
 // Now is the store's clock (UTC).
 func (s *Store) Now() time.Time { return s.now().UTC() }
 
 // SetClock replaces the clock; for tests.
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
-// EventRef returns the event document reference for a document id.
-func (s *Store) EventRef(docID string) *firestore.DocumentRef {
+// eventRef is the event document of a document id.
+func (s *Store) eventRef(docID string) *firestore.DocumentRef {
 	return s.fs.Collection(CollEvents).Doc(docID)
 }
 
@@ -91,19 +85,19 @@ func (s *Store) CreateEvent(ctx context.Context, doc *EventDoc) error {
 	if doc.State == "" {
 		doc.State = StateReceived
 	}
-	_, err := s.EventRef(doc.DocID).Create(ctx, doc)
+	_, err := s.eventRef(doc.DocID).Create(ctx, doc)
 	if status.Code(err) == codes.AlreadyExists {
 		return fmt.Errorf("create event %s: %w", doc.DocID, ErrDuplicate)
 	}
 	if err != nil {
-		return fmt.Errorf("create event %s: %w", doc.DocID, Classify(err))
+		return fmt.Errorf("create event %s: %w", doc.DocID, classify(err))
 	}
 	return nil
 }
 
 // GetEvent reads an event document by document id.
 func (s *Store) GetEvent(ctx context.Context, docID string) (*EventDoc, error) {
-	return get(ctx, s.EventRef(docID), "get event", decodeEvent)
+	return get(ctx, s.eventRef(docID), "get event", decodeEvent)
 }
 
 // get reads one document and decodes it: ErrNotFound when it does not exist, other errors
@@ -115,7 +109,7 @@ func get[T any](ctx context.Context, ref *firestore.DocumentRef, op string, deco
 		return zero, fmt.Errorf("%s %s: %w", op, ref.ID, ErrNotFound)
 	}
 	if err != nil {
-		return zero, fmt.Errorf("%s %s: %w", op, ref.ID, Classify(err))
+		return zero, fmt.Errorf("%s %s: %w", op, ref.ID, classify(err))
 	}
 	return decode(snap)
 }
@@ -138,7 +132,7 @@ func (s *Store) FindEvent(ctx context.Context, key string) (*EventDoc, error) {
 	defer it.Stop()
 	snaps, err := it.GetAll()
 	if err != nil {
-		return nil, fmt.Errorf("find event: %w", Classify(err))
+		return nil, fmt.Errorf("find event: %w", classify(err))
 	}
 	if len(snaps) == 0 {
 		return nil, fmt.Errorf("find event: %w", ErrNotFound)
@@ -149,14 +143,14 @@ func (s *Store) FindEvent(ctx context.Context, key string) (*EventDoc, error) {
 // MarkPublished records that the event reached the leads topic and takes it out of the outbox.
 func (s *Store) MarkPublished(ctx context.Context, docID, messageID string) error {
 	now := s.Now()
-	_, err := s.EventRef(docID).Update(ctx, []firestore.Update{
+	_, err := s.eventRef(docID).Update(ctx, []firestore.Update{
 		{Path: "outbox_due_at", Value: firestore.Delete},
 		{Path: "published_at", Value: now},
 		{Path: "publish_message_id", Value: messageID},
 		{Path: "updated_at", Value: now},
 	})
 	if err != nil {
-		return fmt.Errorf("mark published %s: %w", docID, Classify(err))
+		return fmt.Errorf("mark published %s: %w", docID, classify(err))
 	}
 	return nil
 }
@@ -171,7 +165,7 @@ func (s *Store) DueForPublish(ctx context.Context, limit int) ([]*EventDoc, erro
 	defer it.Stop()
 	snaps, err := it.GetAll()
 	if err != nil {
-		return nil, fmt.Errorf("outbox query: %w", Classify(err))
+		return nil, fmt.Errorf("outbox query: %w", classify(err))
 	}
 	out := make([]*EventDoc, 0, len(snaps))
 	for _, sn := range snaps {
@@ -187,26 +181,25 @@ func (s *Store) DueForPublish(ctx context.Context, limit int) ([]*EventDoc, erro
 // AddAttempt appends an attempt entry to the event's history. Attempt numbers are unique per
 // event, so a retried write of the same attempt overwrites itself rather than duplicating.
 func (s *Store) AddAttempt(ctx context.Context, docID string, a Attempt) error {
-	ref := s.AttemptRef(docID, a.Number)
+	ref := s.attemptRef(docID, a.Number)
 	if _, err := ref.Set(ctx, a); err != nil {
-		return fmt.Errorf("add attempt %s/%s: %w", docID, ref.ID, Classify(err))
+		return fmt.Errorf("add attempt %s/%s: %w", docID, ref.ID, classify(err))
 	}
 	return nil
 }
 
-// AttemptRef is the document of attempt number n of an event, for writers that record the
-// attempt inside their own transaction.
-func (s *Store) AttemptRef(docID string, n int) *firestore.DocumentRef {
-	return s.EventRef(docID).Collection(CollAttempts).Doc(fmt.Sprintf("%06d", n))
+// attemptRef is the document of attempt number n of an event.
+func (s *Store) attemptRef(docID string, n int) *firestore.DocumentRef {
+	return s.eventRef(docID).Collection(CollAttempts).Doc(fmt.Sprintf("%06d", n))
 }
 
 // Attempts returns the event's attempt history in order.
 func (s *Store) Attempts(ctx context.Context, docID string) ([]Attempt, error) {
-	it := s.EventRef(docID).Collection(CollAttempts).OrderBy("number", firestore.Asc).Documents(ctx)
+	it := s.eventRef(docID).Collection(CollAttempts).OrderBy("number", firestore.Asc).Documents(ctx)
 	defer it.Stop()
 	snaps, err := it.GetAll()
 	if err != nil {
-		return nil, fmt.Errorf("attempts %s: %w", docID, Classify(err))
+		return nil, fmt.Errorf("attempts %s: %w", docID, classify(err))
 	}
 	out := make([]Attempt, 0, len(snaps))
 	for _, sn := range snaps {
@@ -243,11 +236,11 @@ func decodeEvent(snap *firestore.DocumentSnapshot) (*EventDoc, error) {
 	return &d, nil
 }
 
-// Classify maps a Firestore error to a failure class: Unavailable, DeadlineExceeded,
+// classify maps a Firestore error to a failure class: Unavailable, DeadlineExceeded,
 // ResourceExhausted, Aborted and Internal are retryable; PermissionDenied and Unauthenticated
 // are auth; InvalidArgument and FailedPrecondition are permanent. Unknown errors are retryable.
 // The original error stays in the chain.
-func Classify(err error) error {
+func classify(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -277,7 +270,7 @@ func Classify(err error) error {
 // SetCRMHealth records a CRM's breaker state.
 func (s *Store) SetCRMHealth(ctx context.Context, h CRMHealth) error {
 	if _, err := s.fs.Collection(CollCRMHealth).Doc(h.CRM).Set(ctx, h); err != nil {
-		return fmt.Errorf("set crm health %s: %w", h.CRM, Classify(err))
+		return fmt.Errorf("set crm health %s: %w", h.CRM, classify(err))
 	}
 	return nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
-	"github.com/leadpipe/leadpipe/processor/internal/claim"
 	"github.com/leadpipe/leadpipe/processor/internal/dlq"
 	"github.com/leadpipe/leadpipe/processor/internal/push"
 	"github.com/leadpipe/leadpipe/processor/service"
@@ -64,8 +63,8 @@ func BenchmarkThroughputUnderCRMRateLimit(b *testing.B) {
 	bst := store.New(fs)
 	pub := dlq.New(ps, "leads-dlq")
 	defer pub.Stop()
-	h := &push.Handler{Claims: claim.New(bst, "bench", cfg.LeaseDuration, cfg.MaxAttempts), Store: bst, DLQ: pub,
-		Routes: service.Routes(ctx, cfg, bst), MaxAttempts: cfg.MaxAttempts, Budget: cfg.ProcessBudget}
+	h := &push.Handler{Store: bst, Lease: store.LeasePolicy{Owner: "bench", TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts}, DLQ: pub,
+		Routes: service.Routes(ctx, cfg, bst), Budget: cfg.ProcessBudget}
 	mux := http.NewServeMux()
 	mux.Handle("POST /pubsub/push", h)
 	srv := httptest.NewServer(mux)

@@ -99,7 +99,7 @@ func TestPermanentFailuresQuarantinedWithReason(t *testing.T) {
 	})
 	for _, ev := range evs {
 		d := doc(t, ev)
-		if d.FailureClass != want[ev.EventID] || d.ErrorMessage == "" || d.QuarantinedBy != "processor" || d.DLQPublishedAt.IsZero() {
+		if string(d.FailureClass) != want[ev.EventID] || d.ErrorMessage == "" || d.QuarantinedBy != "processor" || d.DLQPublishedAt.IsZero() {
 			t.Errorf("%s: class %q message %q by %q dlq_published %v, want class %s with a message",
 				ev.Identity.ContactExternalID, d.FailureClass, d.ErrorMessage, d.QuarantinedBy, d.DLQPublishedAt, want[ev.EventID])
 		}

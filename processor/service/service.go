@@ -25,7 +25,6 @@ import (
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry"
 	"github.com/leadpipe/leadpipe/processor/internal/breaker"
-	"github.com/leadpipe/leadpipe/processor/internal/claim"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
 	"github.com/leadpipe/leadpipe/processor/internal/crm/hubspot"
 	"github.com/leadpipe/leadpipe/processor/internal/crm/salesforce"
@@ -69,13 +68,13 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	defer pub.Stop()
 
 	h := &push.Handler{
-		Claims:      claim.New(st, cfg.InstanceID, cfg.LeaseDuration, cfg.MaxAttempts).WithRetention(cfg.EventRetention),
-		Store:       st,
-		DLQ:         pub,
-		Routes:      routes(ctx, &cfg, st),
-		MaxAttempts: cfg.MaxAttempts,
-		Budget:      cfg.ProcessBudget,
-		Metrics:     push.NewMetrics(),
+		Store: st,
+		Lease: store.LeasePolicy{Owner: cfg.InstanceID, TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts,
+			Retention: cfg.EventRetention},
+		DLQ:     pub,
+		Routes:  routes(ctx, &cfg, st),
+		Budget:  cfg.ProcessBudget,
+		Metrics: push.NewMetrics(),
 	}
 	var breakers []*breaker.Breaker
 	for _, r := range h.Routes {
@@ -140,8 +139,8 @@ func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.R
 }
 
 // healthWriter records breaker transitions in crm_health/{crm} for the replayer's auto-replay.
-func healthWriter(ctx context.Context, st *store.Store, name string) func(string) {
-	return func(state string) {
+func healthWriter(ctx context.Context, st *store.Store, name string) func(store.CRMState) {
+	return func(state store.CRMState) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		now := st.Now()

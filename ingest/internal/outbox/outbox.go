@@ -240,7 +240,7 @@ func (o *Outbox) message(ctx context.Context, doc *store.EventDoc) (Publisher, *
 	switch {
 	case doc.State == store.StateReceived:
 		pub = o.leads
-	case doc.State == store.StateQuarantined && doc.QuarantinedBy == QuarantinedByIngest && doc.PublishedAt.IsZero():
+	case doc.State == store.StateQuarantined && doc.QuarantinedBy == store.ByIngest && doc.PublishedAt.IsZero():
 		pub = o.dlq
 	default:
 		return nil, nil, nil
@@ -252,9 +252,6 @@ func (o *Outbox) message(ctx context.Context, doc *store.EventDoc) (Publisher, *
 	return pub, &pubsub.Message{Data: data, Attributes: Attributes(ctx, doc), OrderingKey: doc.Event.ContactKey()}, nil
 }
 
-// QuarantinedByIngest is the quarantined_by value of events ingest could not use.
-const QuarantinedByIngest = "ingest"
-
 // Attributes are the message attributes of doc: those of the design brief, replay_id when the
 // event is being replayed, and the failure attributes for an event ingest quarantined.
 // traceparent is the span in ctx.
@@ -262,11 +259,11 @@ func Attributes(ctx context.Context, doc *store.EventDoc) map[string]string {
 	a := pushmsg.EventAttributes(ctx, &doc.Event, doc.LastReplayID)
 	if doc.State == store.StateQuarantined {
 		for k, v := range map[string]string{
-			pushmsg.AttrFailureClass:    doc.FailureClass,
+			pushmsg.AttrFailureClass:    string(doc.FailureClass),
 			pushmsg.AttrErrorMessage:    doc.ErrorMessage,
 			pushmsg.AttrAttemptCount:    strconv.Itoa(doc.Attempts),
 			pushmsg.AttrFirstReceivedAt: doc.Event.Audit.ReceivedAt.UTC().Format(time.RFC3339Nano),
-			pushmsg.AttrQuarantinedBy:   doc.QuarantinedBy,
+			pushmsg.AttrQuarantinedBy:   string(doc.QuarantinedBy),
 		} {
 			if v != "" {
 				a[k] = v
