@@ -223,9 +223,7 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	ctx := context.WithoutCancel(c.Request.Context())
 	log := logging.FromContext(ctx).With("source", d.src.Name)
 	done := make(chan struct{}, len(d.docs))
-	anyCreated := false
 	for i, doc := range d.docs {
-		anyCreated = anyCreated || created[i]
 		go func() {
 			defer func() { done <- struct{}{} }()
 			h.publish(ctx, doc, created[i], log)
@@ -236,6 +234,28 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	}
 
 	first := d.docs[0]
+	code, a := answerFor(d.docs, created, ue)
+	c.Set(keyStatus, a.Status)
+	c.Set(keyEvents, len(d.docs))
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
+	log.InfoContext(ctx, "delivery", "status", a.Status, "events", len(d.docs), "doc_id", first.DocID, "correlation_id", a.CorrelationID)
+	c.JSON(code, a)
+}
+
+// answerFor is the answer to a persisted delivery of docs (created[i]: docs[i] was new; ue:
+// the payload was unusable and docs holds its quarantined document):
+//
+//	202 accepted     at least one event is new
+//	202 quarantined  the payload is unusable (valid signature): kept and dead-lettered
+//	200 duplicate    every event was already known
+//
+// A delivery of several events lists each one's status.
+func answerFor(docs []*store.EventDoc, created []bool, ue *mapping.UnusableError) (int, Answer) {
+	anyCreated := false
+	for _, c := range created {
+		anyCreated = anyCreated || c
+	}
+	first := docs[0]
 	a := Answer{EventID: first.EventID, IdempotencyKey: first.IdempotencyKey, CorrelationID: first.CorrelationID}
 	code := http.StatusAccepted
 	switch {
@@ -246,8 +266,8 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	default:
 		a.Status = StatusAccepted
 	}
-	if len(d.docs) > 1 {
-		for i, doc := range d.docs {
+	if len(docs) > 1 {
+		for i, doc := range docs {
 			s := StatusAccepted
 			if !created[i] {
 				s = StatusDuplicate
@@ -255,11 +275,7 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 			a.Events = append(a.Events, EventAnswer{Status: s, EventID: doc.EventID, IdempotencyKey: doc.IdempotencyKey})
 		}
 	}
-	c.Set(keyStatus, a.Status)
-	c.Set(keyEvents, len(d.docs))
-	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
-	log.InfoContext(ctx, "delivery", "status", a.Status, "events", len(d.docs), "doc_id", first.DocID, "correlation_id", a.CorrelationID)
-	c.JSON(code, a)
+	return code, a
 }
 
 func (h *Handler) publish(ctx context.Context, doc *store.EventDoc, created bool, log *slog.Logger) {
