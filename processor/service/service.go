@@ -170,7 +170,7 @@ func healthWriter(ctx context.Context, st *store.Store, name string) func(store.
 			h.LastFailureAt = now
 		}
 		log := logging.FromContext(ctx)
-		log.WarnContext(wctx, "crm circuit changed", "crm", name, "state", state)
+		log.WarnContext(wctx, "crm circuit changed", "crm", name, "circuit", state)
 		if err := st.SetCRMHealth(wctx, h); err != nil {
 			log.ErrorContext(wctx, "crm health not written", "crm", name, "error", err.Error())
 		}

@@ -65,7 +65,7 @@ func TestAnswerFor(t *testing.T) {
 type rejecting struct{}
 
 func (rejecting) Verify(http.Header, []byte, time.Time) (int, error) { return 0, errors.New("bad mac") }
-func (rejecting) Scheme() string                                   { return "test" }
+func (rejecting) Scheme() string                                     { return "test" }
 
 // TestRejections: the answers given before anything is stored. They need no store, archive or
 // publisher, so the handler has none.
