@@ -283,6 +283,7 @@ func TestQuarantined(t *testing.T) {
 }
 
 func TestFirestoreDownAnswers503(t *testing.T) {
+	env.NeedEmbedded(t, "Firestore fault injection takes Firestore down")
 	f := newFixture(t, map[string]string{"PERSIST_TIMEOUT": "1s"})
 	l := newLead(t)
 	env.Firestore.Faults().FailNext("Commit", 1000, codes.Unavailable)
@@ -293,7 +294,7 @@ func TestFirestoreDownAnswers503(t *testing.T) {
 	if n := len(messages("leads", l.key())); n != 0 {
 		t.Errorf("published %d messages while Firestore was down", n)
 	}
-	env.Firestore.Faults().Clear()
+	env.ClearFaults()
 	if f.eventDoc(l.key()) != nil {
 		t.Error("event document exists after a failed create")
 	}
