@@ -59,6 +59,7 @@ type recorder struct {
 	c    *pubsub.Client
 	subs map[string]string // topic -> subscription
 	got  map[string][]pubsubemu.Message
+	seen map[string]bool // message ids
 }
 
 func (r *recorder) client(ctx context.Context) (*pubsub.Client, error) {
@@ -67,7 +68,7 @@ func (r *recorder) client(ctx context.Context) (*pubsub.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.c, r.got = c, map[string][]pubsubemu.Message{}
+		r.c, r.got, r.seen = c, map[string][]pubsubemu.Message{}, map[string]bool{}
 	}
 	return r.c, nil
 }
@@ -117,11 +118,15 @@ func (r *recorder) messages(topic string) ([]pubsubemu.Message, error) {
 			for k, v := range m.GetAttributes() {
 				attrs[k] = v
 			}
+			ids = append(ids, rm.GetAckId())
+			if r.seen[m.GetMessageId()] {
+				continue // a redelivery, not a second publish
+			}
+			r.seen[m.GetMessageId()] = true
 			r.got[topic] = append(r.got[topic], pubsubemu.Message{
 				ID: m.GetMessageId(), Topic: topic, Data: m.GetData(), Attributes: attrs,
 				OrderingKey: m.GetOrderingKey(), PublishTime: m.GetPublishTime().AsTime(),
 			})
-			ids = append(ids, rm.GetAckId())
 		}
 		if err := r.c.SubscriptionAdminClient.Acknowledge(ctx, &pb.AcknowledgeRequest{Subscription: sub, AckIds: ids}); err != nil {
 			return nil, err
