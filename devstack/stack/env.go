@@ -1,10 +1,16 @@
 package stack
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
+
+	devconfig "github.com/leadpipe/leadpipe/devstack/config"
 
 	ingest "github.com/leadpipe/leadpipe/ingest/service"
 	processor "github.com/leadpipe/leadpipe/processor/service"
@@ -61,18 +67,57 @@ func collectVars(t reflect.Type, seen map[string]bool) {
 	}
 }
 
-// passThrough copies the user's values of the services' variables over devstack's local
-// defaults in env, except those in notPassed, and returns the names it took.
-func passThrough(env map[string]string, lookup func(string) (string, bool)) []string {
-	var took []string
+// passThrough copies the user's values of the services' variables (from lookup) over
+// devstack's local defaults in env, except those in notPassed. A user's REPLAYER_TOKENS keep
+// the local operator's token too, so the exported REPLAYER_TOKEN still works.
+func (s *Stack) passThrough(env map[string]string, lookup func(string) (string, bool)) {
 	for _, k := range ServiceVars() {
 		if _, skip := notPassed[k]; skip {
 			continue
 		}
-		if v, ok := lookup(k); ok {
-			env[k] = v
-			took = append(took, k)
+		v, ok := lookup(k)
+		if !ok {
+			continue
+		}
+		if k == "REPLAYER_TOKENS" && v != "" {
+			v += "," + s.ReplayerToken + "=local-operator"
+		}
+		env[k] = v
+	}
+}
+
+// secretRef matches a secret reference by environment variable in a sources file.
+var secretRef = regexp.MustCompile(`env:([A-Za-z_][A-Za-z0-9_]*)`)
+
+// sources returns the sources file the services read (the user's, or the shipped one written
+// to the stack's temporary directory) and the env:NAME secret references in it other than
+// DEMO_WEBHOOK_SECRET, in order of appearance.
+func (s *Stack) sources(o Options) (string, []string, error) {
+	var content []byte
+	path := o.SourcesFile
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", nil, fmt.Errorf("--sources: %w", err)
+		}
+		if path, err = filepath.Abs(path); err != nil {
+			return "", nil, fmt.Errorf("--sources: %w", err)
+		}
+		content = b
+	} else {
+		content = devconfig.SourcesYAML
+		path = filepath.Join(s.tmpDir, "sources.yaml")
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			return "", nil, err
 		}
 	}
-	return took
+	var refs []string
+	seen := map[string]bool{"DEMO_WEBHOOK_SECRET": true}
+	for _, m := range secretRef.FindAllSubmatch(content, -1) {
+		if name := string(m[1]); !seen[name] {
+			seen[name] = true
+			refs = append(refs, name)
+		}
+	}
+	return path, refs, nil
 }

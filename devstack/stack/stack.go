@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -26,7 +25,6 @@ import (
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/telemetry"
-	devconfig "github.com/leadpipe/leadpipe/devstack/config"
 	"github.com/leadpipe/leadpipe/devstack/emulators"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/devstack/firestoreemu"
@@ -68,6 +66,9 @@ type Options struct {
 	PushTimeout time.Duration
 	// MaxPushBackoff for the Pub/Sub emulator. Default 10 s locally.
 	MaxPushBackoff time.Duration
+	// SourcesFile is the user's own sources file (ingest's SOURCES_FILE format). Default: the
+	// shipped devstack/config/sources.yaml.
+	SourcesFile string
 	// Lookup reads the user's environment: the external emulators' variables and the
 	// services' own variables passed through to them (env.go). Default os.LookupEnv.
 	Lookup func(string) (string, bool)
@@ -154,12 +155,15 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	if err != nil {
 		return fail(err)
 	}
-	sourcesFile := filepath.Join(s.tmpDir, "sources.yaml")
-	if err := os.WriteFile(sourcesFile, devconfig.SourcesYAML, 0o600); err != nil {
+	sourcesFile, secretRefs, err := s.sources(o)
+	if err != nil {
 		return fail(err)
 	}
 	s.DemoSource = "demo"
 	s.DemoSecret = "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(24))
+	if v, ok := o.Lookup("DEMO_WEBHOOK_SECRET"); ok && v != "" {
+		s.DemoSecret = v
+	}
 	s.ReplayerToken = "lp_" + hex.EncodeToString(randomBytes(16))
 
 	env := s.emulatorVars()
@@ -188,21 +192,17 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	} {
 		env[k] = v
 	}
-	// A user's own CRM settings win over the fake CRM, then explicit options win over both.
-	for _, k := range []string{"SALESFORCE_INSTANCE_URL", "SALESFORCE_TOKEN_URL", "SALESFORCE_CLIENT_ID",
-		"SALESFORCE_CLIENT_SECRET", "SALESFORCE_API_VERSION", "HUBSPOT_BASE_URL", "HUBSPOT_ACCESS_TOKEN", "WEBHOOK_CRM_URL"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env[k] = v
-		}
-	}
+	// The user's own values of the services' variables (a real CRM, CRM_RATE_PER_SEC,
+	// OTEL_EXPORTER, ...) win over these local defaults, then explicit options win over both.
+	s.passThrough(env, o.Lookup)
 	for k, v := range o.Env {
 		env[k] = v
 	}
 	// Sources read their secrets by reference (env:NAME in sources.yaml) from the services'
 	// configuration environment. The example sources get generated secrets unless the user
 	// brought their own.
-	for _, name := range exampleSecrets {
-		v, ok := os.LookupEnv(name)
+	for _, name := range secretRefs {
+		v, ok := o.Lookup(name)
 		if !ok || v == "" {
 			v = hex.EncodeToString(randomBytes(16))
 		}
@@ -302,9 +302,6 @@ func randomBytes(n int) []byte {
 	}
 	return b
 }
-
-// exampleSecrets are the secret references of the example sources in devstack/config/sources.yaml.
-var exampleSecrets = []string{"META_APP_SECRET", "META_VERIFY_TOKEN", "TYPEFORM_WEBHOOK_SECRET", "PARTNER_WEBHOOK_SECRET"}
 
 // Demo credentials the fake CRM accepts; devstack wires them into the processor.
 const (

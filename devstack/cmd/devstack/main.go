@@ -62,7 +62,12 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Ports.Replayer, "replayer-port", o.Ports.Replayer, "replayer service port")
 	fs.IntVar(&o.Ports.CRM, "crm-port", o.Ports.CRM, "fake CRM port")
 	mode := fs.String("emulators", string(emulators.Embedded), "which emulators: embedded (in-process), google (Google's, from the Google Cloud CLI; needs Java), external (FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST, STORAGE_EMULATOR_HOST from the environment)")
-	level := fs.String("log-level", "info", "service log level: debug, info, warn, error")
+	defLevel := "info"
+	if v := os.Getenv("LOG_LEVEL"); v != "" {
+		defLevel = v
+	}
+	level := fs.String("log-level", defLevel, "service log level: debug, info, warn, error (default $LOG_LEVEL, else info)")
+	fs.StringVar(&o.SourcesFile, "sources", "", "your own sources file (ingest's SOURCES_FILE format; its env:NAME secrets come from your environment or are generated and exported); default the shipped devstack/config/sources.yaml")
 	envOut := fs.String("env-file", ".devstack/env", "also write the export lines to this file while running (removed on exit; empty: don't)")
 	if len(args) == 0 {
 		fs.Usage()
