@@ -26,6 +26,11 @@ test: lint
 test-google:
 	@GO=$(GO) ./devstack/test-google.sh
 
+## test-google-external: the same suites on emulators already running (docker-compose.emulators.yml).
+.PHONY: test-google-external
+test-google-external:
+	@GO=$(GO) ./devstack/test-google.sh --external
+
 ## fuzz: run every Fuzz* target for a short budget.
 fuzz:
 	@set -e; for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \

@@ -4,7 +4,9 @@
 # Starts Google's emulators ONCE (`devstack emulators --emulators=google`, fake-gcs-server for
 # GCS), waits for `devstack: ready`, exports their hosts and runs the suites in external mode
 # (DEVSTACK_EMULATORS=external); each test binary isolates itself with its own project id.
-# The emulators are stopped on exit, also on Ctrl-C or a failure.
+# The emulators are stopped on exit, also on Ctrl-C or a failure. With --external it uses
+# emulators already running instead (FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST and
+# STORAGE_EMULATOR_HOST set, e.g. by docker-compose.emulators.yml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO="${GO:-go}"
@@ -21,6 +23,17 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+export DEVSTACK_EMULATORS=external
+if [ "${1:-}" = "--external" ]; then
+  # Emulators already running (docker compose -f docker-compose.emulators.yml up): their
+  # variables come from the environment.
+  for v in FIRESTORE_EMULATOR_HOST PUBSUB_EMULATOR_HOST STORAGE_EMULATOR_HOST; do
+    if [ -z "${!v:-}" ]; then echo "test-google: --external needs $v" >&2; exit 2; fi
+  done
+  # shellcheck disable=SC2086
+  exec $GO test -race -count=1 -timeout 11m ${TEST_GOOGLE_ARGS:-} $PKGS
+fi
 
 $GO build -o "$tmp/devstack" ./devstack/cmd/devstack
 start=$(date +%s)
@@ -46,6 +59,5 @@ set -a
 # shellcheck disable=SC1091
 . "$tmp/env"
 set +a
-export DEVSTACK_EMULATORS=external
 # shellcheck disable=SC2086
 $GO test -race -count=1 -timeout 11m ${TEST_GOOGLE_ARGS:-} $PKGS

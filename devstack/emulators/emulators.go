@@ -144,8 +144,8 @@ func Start(ctx context.Context, o Options) (*Set, error) {
 			name string
 			dst  *string
 		}{{FirestoreVar, &s.FirestoreAddr}, {PubSubVar, &s.PubSubAddr}, {StorageVar, &s.StorageHost}} {
-			v, _ := o.Lookup(p.name)
-			if *p.dst = strings.TrimSpace(v); *p.dst == "" {
+			v, ok := o.Lookup(p.name)
+			if *p.dst = strings.TrimSpace(v); !ok || *p.dst == "" {
 				missing = append(missing, p.name)
 			}
 		}

@@ -155,6 +155,20 @@ func TestFiftyConcurrentDuplicates(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Google's Firestore emulator serialises the fifty writes behind its locks, so on a busy
+	// machine some exceed PERSIST_TIMEOUT and answer 503 (retry later): the sender retries
+	// those, as senders do, and must then get 200 duplicate. The embedded emulator answers no 503.
+	for retry := 0; count[http.StatusServiceUnavailable] > 0 && retry < 5; retry++ {
+		if env.Embedded() {
+			t.Errorf("answers = %v: 503 on the embedded emulator", count)
+			break
+		}
+		n := count[http.StatusServiceUnavailable]
+		delete(count, http.StatusServiceUnavailable)
+		for range n {
+			count[f.do(f.request(l)).code]++
+		}
+	}
 	if count[http.StatusAccepted] != 1 || count[http.StatusOK] != 49 {
 		t.Errorf("answers = %v, want one 202 and 49 200", count)
 	}
