@@ -89,6 +89,9 @@ func (s *Stack) passThrough(env map[string]string, lookup func(string) (string, 
 // secretRef matches a secret reference by environment variable in a sources file.
 var secretRef = regexp.MustCompile(`env:([A-Za-z_][A-Za-z0-9_]*)`)
 
+// yamlComment matches a YAML comment (a # at a line's start or after a blank, to the end).
+var yamlComment = regexp.MustCompile(`(?m)(^|[ \t])#.*$`)
+
 // sources returns the sources file the services read (the user's, or the shipped one written
 // to the stack's temporary directory) and the env:NAME secret references in it other than
 // DEMO_WEBHOOK_SECRET, in order of appearance.
@@ -113,7 +116,7 @@ func (s *Stack) sources(o Options) (string, []string, error) {
 	}
 	var refs []string
 	seen := map[string]bool{"DEMO_WEBHOOK_SECRET": true}
-	for _, m := range secretRef.FindAllSubmatch(content, -1) {
+	for _, m := range secretRef.FindAllSubmatch(yamlComment.ReplaceAll(content, nil), -1) {
 		if name := string(m[1]); !seen[name] {
 			seen[name] = true
 			refs = append(refs, name)

@@ -20,6 +20,7 @@ import (
 )
 
 const userSources = `
+# Secrets are references (env:NAME), never values.
 sources:
   mysrc:
     kind: canonical
@@ -78,6 +79,9 @@ func TestUpTakesServiceVariablesAndSources(t *testing.T) {
 	}
 	if exports["GOOGLE_CLOUD_PROJECT"] != "up-env-test" {
 		t.Errorf("GOOGLE_CLOUD_PROJECT export = %q, want --project's up-env-test", exports["GOOGLE_CLOUD_PROJECT"])
+	}
+	if v, ok := exports["NAME"]; ok {
+		t.Errorf("exported NAME=%s from a comment of the sources file", v)
 	}
 	if exports["MY_SRC_SECRET"] != secret {
 		t.Errorf("MY_SRC_SECRET export = %q, want the user's secret", exports["MY_SRC_SECRET"])
