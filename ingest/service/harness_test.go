@@ -164,7 +164,7 @@ func (c *calls) deps(t testing.TB, cfg *Config, lookup config.Lookuper) app.Deps
 	pu, pst := c.counter(c.pubsub)
 	// With FIRESTORE_EMULATOR_HOST the Firestore client dials its own connection and ignores
 	// dial options, so the instrumented connection is handed over whole.
-	conn, err := grpc.NewClient(env.Firestore.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient(env.FirestoreAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(ownerCreds{}), grpc.WithChainUnaryInterceptor(fu), grpc.WithChainStreamInterceptor(fst))
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func newFixture(t testing.TB, overrides map[string]string) *fixture {
 		svc.Close()
 		fsc.Close()
 		gcs.Close()
-		env.Firestore.Faults().Clear()
+		env.ClearFaults()
 	})
 	return &fixture{t: t, url: srv.URL, svc: svc, calls: c, store: store.New(fsc), arch: archive.New(gcs, env.Bucket)}
 }
@@ -301,7 +301,7 @@ func (f *fixture) do(req *http.Request) answer {
 // messages returns what was published to topic for an idempotency key.
 func messages(topic, key string) []pubsubemu.Message {
 	var out []pubsubemu.Message
-	for _, m := range env.PubSub.Messages("projects/" + env.ProjectID + "/topics/" + topic) {
+	for _, m := range env.Messages(topic) {
 		if m.Attributes[pushmsg.AttrIdempotencyKey] == key {
 			out = append(out, m)
 		}

@@ -32,7 +32,7 @@ func BenchmarkThroughputUnderCRMRateLimit(b *testing.B) {
 		b.Fatal(err)
 	}
 	var rpcs atomic.Int64
-	conn, err := grpc.NewClient("passthrough:///"+env.Firestore.Addr(),
+	conn, err := grpc.NewClient("passthrough:///"+env.FirestoreAddr(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(ownerCreds{}),
 		grpc.WithChainUnaryInterceptor(func(ctx context.Context, m string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, o ...grpc.CallOption) error {

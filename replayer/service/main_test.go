@@ -245,7 +245,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // leadsMessages returns the messages published to leads for an idempotency key.
 func leadsMessages(key string) []map[string]string {
 	var out []map[string]string
-	for _, m := range env.PubSub.Messages(leadsTop) {
+	for _, m := range env.Messages(leadsTop) {
 		if m.Attributes[pushmsg.AttrIdempotencyKey] == key {
 			out = append(out, m.Attributes)
 		}
