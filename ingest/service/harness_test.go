@@ -210,7 +210,7 @@ func newFixture(t testing.TB, overrides map[string]string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(svc.handler)
+	srv := httptest.NewServer(ingestSpec.Handler(t, svc.handler))
 	fsc, err := env.FirestoreClient(ctx)
 	if err != nil {
 		t.Fatal(err)
