@@ -96,11 +96,15 @@ var functions = map[string]function.Function{
 	"toset": stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)), "tolist": stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
 	"basename": function.New(&function.Spec{
 		Params: []function.Parameter{{Name: "path", Type: cty.String}}, Type: function.StaticReturnType(cty.String),
-		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) { return cty.StringVal(filepath.Base(args[0].AsString())), nil },
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			return cty.StringVal(filepath.Base(args[0].AsString())), nil
+		},
 	}),
 	"dirname": function.New(&function.Spec{
 		Params: []function.Parameter{{Name: "path", Type: cty.String}}, Type: function.StaticReturnType(cty.String),
-		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) { return cty.StringVal(filepath.Dir(args[0].AsString())), nil },
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			return cty.StringVal(filepath.Dir(args[0].AsString())), nil
+		},
 	}),
 }
 

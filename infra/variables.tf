@@ -293,3 +293,41 @@ variable "github_repository" {
   })
   default = null
 }
+
+# --- Monitoring --------------------------------------------------------------------------------
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) of every alert policy (monitoring.tf). Empty: the incidents show in the console only."
+  type        = list(string)
+  default     = []
+}
+
+variable "leads_age_sla_seconds" {
+  description = "Alert when the oldest unacknowledged message on leads-processor is older than this (seconds)."
+  type        = number
+  default     = 900
+}
+
+variable "crm_error_rate_per_second" {
+  description = "Alert when a CRM answers 429 or 5xx faster than this (per second, over 5 minutes, for 10 minutes)."
+  type        = number
+  default     = 0.5
+}
+
+variable "intake_silence_window" {
+  description = "Alert when a source has had no accepted delivery for this long (a PromQL duration, e.g. 2h)."
+  type        = string
+  default     = "2h"
+}
+
+variable "intake_usual_rate_per_hour" {
+  description = "Only sources that averaged more accepted deliveries per hour than this the day before are watched by the intake alert."
+  type        = number
+  default     = 5
+}
+
+variable "outbox_age_threshold_seconds" {
+  description = "Alert when the p99 age of the outbox entries the sweep finds due exceeds this (seconds)."
+  type        = number
+  default     = 300
+}
