@@ -7,7 +7,10 @@
 #   3. tflint (from the Go module proxy) with its bundled terraform ruleset;
 #   4. terraform test (infra/tests/*.tftest.hcl, plan mode on a mock provider);
 #   5. the Go tests tagged `infra` (infra/*_test.go): every invariant's deliberately broken
-#      copy makes `terraform test` fail on that invariant.
+#      copy makes `terraform test` fail on that invariant;
+#   6. the Go tests of infra/ (environment contract, alert metrics) and internal/deploytest
+#      (cloudbuild.yaml through the Google Cloud CLI's loader, BuildKit's Dockerfile lint,
+#      static builds), with every tool required (no skips).
 #
 # Tools go to LEADPIPE_TOOLS (default ~/.cache/leadpipe), outside the clone, so a fresh clone
 # on the same machine reuses them. Everything else happens in a temporary directory: the
@@ -92,5 +95,8 @@ terraform -chdir="$base" test -no-color
 
 step "broken copies: each invariant fails its test"
 TF_TEST_BASE=$base $GO test -tags infra -count=1 -run 'TestBroken' "$INFRA/"
+
+step "environment contract, alert metrics, Cloud Build loader, Dockerfile lint, static builds"
+LEADPIPE_REQUIRE_TOOLS=1 $GO test -count=1 "$INFRA/" "$INFRA/../internal/deploytest/"
 
 printf '\ntest-infra: passed in %ss\n' "$(($(date +%s) - start))"
