@@ -11,26 +11,26 @@ locals {
   }
 }
 
-# 1. DLQ: records were opened (leads wait for an operator or auto-replay).
-resource "google_monitoring_alert_policy" "dlq_records" {
+# 1. DLQ: records have been open for 10 minutes (leads wait for an operator or auto-replay).
+resource "google_monitoring_alert_policy" "dlq_open" {
   project               = var.project_id
-  display_name          = "leadpipe: DLQ records opened"
+  display_name          = "leadpipe: DLQ records open"
   combiner              = "OR"
   notification_channels = local.alert_common.notification_channels
   severity              = local.alert_common.severity
 
   conditions {
-    display_name = "leadpipe.dlq.records increased over 10 minutes"
+    display_name = "leadpipe.dlq.open > 0 for 10 minutes"
     condition_threshold {
-      filter          = "metric.type=\"workload.googleapis.com/leadpipe.dlq.records\""
+      # Every replayer instance reports the same count: take the max.
+      filter          = "metric.type=\"workload.googleapis.com/leadpipe.dlq.open\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
-      duration        = "0s"
+      duration        = "600s"
       aggregations {
-        alignment_period     = "600s"
-        per_series_aligner   = "ALIGN_DELTA"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.source", "metric.label.failure_class"]
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_MAX"
+        cross_series_reducer = "REDUCE_MAX"
       }
       trigger {
         count = 1
@@ -40,7 +40,7 @@ resource "google_monitoring_alert_policy" "dlq_records" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "New DLQ records by source and failure class. Open the replayer's triage page (${local.service_urls.replayer}/) and replay or discard; retryable and outage records are auto-replayed once the CRM is healthy."
+    content   = "DLQ records are open. Open the replayer's triage page (${local.service_urls.replayer}/) and replay or discard; retryable and outage records are auto-replayed once the CRM is healthy. New records by source and class: leadpipe.dlq.records."
   }
 }
 
@@ -209,6 +209,7 @@ resource "google_monitoring_dashboard" "pipeline" {
         { title = "CRM requests by status (/s)", query = "sum by (crm, status_code) (rate(workload_googleapis_com:leadpipe_crm_request_duration_count[5m]))" },
         { title = "CRM 429s (/s)", query = "sum by (crm) (rate(workload_googleapis_com:leadpipe_crm_rate_limited[5m]))" },
         { title = "CRM circuit (0 closed, 1 half-open, 2 open)", query = "max by (crm) (workload_googleapis_com:leadpipe_crm_breaker_state)" },
+        { title = "DLQ records open", query = "max(workload_googleapis_com:leadpipe_dlq_open)" },
         { title = "DLQ records opened (per hour)", query = "sum by (failure_class) (increase(workload_googleapis_com:leadpipe_dlq_records[1h]))" },
         { title = "Replays (/s)", query = "sum by (actor_kind, outcome) (rate(workload_googleapis_com:leadpipe_replays[5m]))" },
         { title = "Outbox p99 age (s)", query = "histogram_quantile(0.99, sum by (le) (rate(workload_googleapis_com:leadpipe_ingest_outbox_age_bucket[15m])))" },

@@ -65,6 +65,9 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	defer gcs.Close()
 
 	st := store.New(fs)
+	if reg, err := dlq.ObserveOpen(otel.Meter(meterName), st); err == nil { // leadpipe.dlq.open (infra/monitoring.tf)
+		defer func() { _ = reg.Unregister() }()
+	}
 	raw := archive.New(gcs, cfg.GCP.Bucket())
 	topic := replay.NewTopicPublisher(ps, cfg.GCP.LeadsTopic)
 	defer topic.Stop()
