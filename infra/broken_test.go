@@ -28,6 +28,8 @@ var breaks = []struct {
 		`role = "roles/pubsub.subscriber", member = local.pubsub_agent_member`, `role = "roles/pubsub.viewer", member = local.pubsub_agent_member`}}},
 	{"dead-letter after 5 deliveries", "processor-policy", []edit{{"pubsub.tf",
 		"max_delivery_attempts = 10", "max_delivery_attempts = 5"}}},
+	{"processor request timeout shorter than the ack deadline", "processor-timeout", []edit{{"variables.tf",
+		`timeout = "60s"`, `timeout = "30s"`}}},
 	{"replayer subscription backs off from 1 s", "replayer-policy", []edit{{"pubsub.tf",
 		`minimum_backoff = "10s"`, `minimum_backoff = "1s"`}}},
 	{"processor push with ingest's URL as audience", "push-oidc", []edit{{"pubsub.tf",

@@ -63,7 +63,7 @@ run "pubsub" {
   }
 
   assert {
-    condition     = var.processor_env == {} ? google_cloud_run_v2_service.svc["processor"].template[0].timeout == "${google_pubsub_subscription.processor.ack_deadline_seconds}s" : true
+    condition     = google_cloud_run_v2_service.svc["processor"].template[0].timeout == "${google_pubsub_subscription.processor.ack_deadline_seconds}s"
     error_message = "invariant processor-timeout: the processor's request timeout must equal the push ack deadline"
   }
 
