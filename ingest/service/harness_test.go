@@ -217,7 +217,7 @@ func newFixture(t testing.TB, overrides map[string]string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(svc.Handler())
+	srv := httptest.NewServer(ingestSpec.Handler(t, svc.Handler()))
 	fsc, err := env.FirestoreClient(ctx)
 	if err != nil {
 		t.Fatal(err)

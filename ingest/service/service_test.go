@@ -538,7 +538,7 @@ func TestRunServes(t *testing.T) {
 		t.Fatalf("healthz = %v, %v", resp, err)
 	}
 	resp.Body.Close()
-	f := &fixture{t: t, url: svc.URL}
+	f := &fixture{t: t, url: ingestSpec.ProxyFor(t, svc.URL)}
 	l := newLead(t)
 	if a := f.do(f.request(l)); a.code != http.StatusAccepted {
 		t.Errorf("POST through Run = %d %v", a.code, a.body)

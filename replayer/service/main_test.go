@@ -63,7 +63,9 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "replayer:", err)
 		return 1
 	}
-	baseURL = svc.URL
+	specProxy := replayerSpec.Proxy(svc.URL)
+	defer specProxy.Close()
+	baseURL = specProxy.URL
 	if err := env.Provision(ctx, devstacktest.Topology{ReplayerURL: baseURL}); err != nil {
 		fmt.Fprintln(os.Stderr, "provision:", err)
 		return 1
@@ -82,7 +84,7 @@ func run(m *testing.M) int {
 	defer psClient.Close()
 	leadsTop = "projects/" + env.ProjectID + "/topics/leads"
 
-	code := m.Run()
+	code := specProxy.Verdict(m.Run())
 	if err := svc.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "replayer:", err)
 		return 1

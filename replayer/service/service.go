@@ -7,10 +7,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/archive"
@@ -46,6 +48,7 @@ type Service struct {
 	stopBG  context.CancelFunc
 	done    chan struct{}
 	topic   *replay.TopicPublisher
+	gauge   metric.Registration // leadpipe.dlq.open (infra/monitoring.tf)
 }
 
 var _ app.Service = (*Service)(nil)
@@ -55,6 +58,14 @@ var _ app.Service = (*Service)(nil)
 func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 	st := deps.Store
 	raw := archive.New(deps.Storage, cfg.GCP.Bucket())
+	mp := deps.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	gauge, err := dlq.ObserveOpen(mp.Meter(meterName), st)
+	if err != nil {
+		return nil, fmt.Errorf("dlq open gauge: %w", err)
+	}
 	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace}
 	if cfg.SourcesFile != "" {
 		sources, err := renormalize.LoadFile(cfg.SourcesFile)
@@ -65,6 +76,7 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 	}
 	authn, err := authenticator(cfg)
 	if err != nil {
+		_ = gauge.Unregister()
 		return nil, err
 	}
 	key := []byte(cfg.SessionKey)
@@ -107,7 +119,7 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 	(&triage.Page{API: a, Authn: authn, Sessions: sessions}).Register(mux)
 
 	bg, stopBG := context.WithCancel(ctx)
-	s := &Service{handler: telemetry.Handler(mux), stopBG: stopBG, done: make(chan struct{}), topic: topic}
+	s := &Service{handler: telemetry.Handler(mux), stopBG: stopBG, done: make(chan struct{}), topic: topic, gauge: gauge}
 	go func() {
 		defer close(s.done)
 		background(bg, jobs, auto, cfg.AutoReplayInterval)
@@ -125,7 +137,7 @@ func (s *Service) Close() error {
 	s.stopBG()
 	<-s.done
 	s.topic.Stop()
-	return nil
+	return s.gauge.Unregister()
 }
 
 // background runs bulk jobs and, with an interval, the auto-replay ticker, until ctx ends.
