@@ -31,6 +31,7 @@ import (
 	"github.com/leadpipe/leadpipe/replayer/internal/renormalize"
 	"github.com/leadpipe/leadpipe/replayer/internal/replay"
 	"github.com/leadpipe/leadpipe/replayer/internal/triage"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
 
 // Run serves the replayer service on srv until ctx ends, reading configuration through env.
@@ -111,9 +112,13 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 		intake = (&auth.Push{Audience: cfg.PushAudience, ServiceAccounts: cfg.PushServiceAccounts}).Verify(intake)
 	}
 	mux.Handle("POST /pubsub/dlq", intake)
-	a := &api.API{St: st, Replayer: rp, Jobs: jobs, Auto: auto, Raw: raw, RawReaders: cfg.RawReaders}
-	a.Register(mux, auth.Require(authn))
-	(&triage.Page{API: a, Authn: authn, Sessions: sessions}).Register(mux)
+	hasher, err := piiHasher(cfg.PIIHashKey)
+	if err != nil {
+		return err
+	}
+	reader := views.New(st, raw, cfg.RawReaders, hasher)
+	(&api.API{Views: reader, Replayer: rp, Jobs: jobs, Auto: auto}).Register(mux, auth.Require(authn))
+	(&triage.Page{Views: reader, Replayer: rp, Jobs: jobs, Authn: authn, Sessions: sessions}).Register(mux)
 
 	bg, stopBG := context.WithCancel(ctx)
 	done := make(chan struct{})
