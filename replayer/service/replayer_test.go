@@ -10,9 +10,9 @@ import (
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/replayer/internal/api"
-	"github.com/leadpipe/leadpipe/replayer/internal/views"
 	"github.com/leadpipe/leadpipe/replayer/internal/autoreplay"
 	"github.com/leadpipe/leadpipe/replayer/internal/replay"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
 
 func listDLQ(t *testing.T, query string) []*store.DLQRecord {

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/leadpipe/leadpipe/common/store"
-	"github.com/leadpipe/leadpipe/replayer/internal/views"
 	"github.com/leadpipe/leadpipe/replayer/internal/autoreplay"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
 
 // TestReplayedRecordResolvesOnceTheEventSucceeds: after a replay the record is `replayed`; once

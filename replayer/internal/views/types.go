@@ -78,4 +78,3 @@ type Where struct {
 	Attempts []store.Attempt  `json:"attempts"`
 	DLQ      *store.DLQRecord `json:"dlq,omitempty"`
 }
-
