@@ -29,7 +29,7 @@ func chart(ms []views.Minute) template.HTML {
 		total += m.Accepted + m.Succeeded
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg id="throughput" viewBox="0 0 %.0f %.0f" width="100%%" role="img" aria-label="Leads per minute: accepted and written to the CRM" preserveAspectRatio="none">`, chartW, chartH)
+	fmt.Fprintf(&b, `<svg id="throughput" viewBox="0 0 %.0f %.0f" width="100%%" role="img" aria-label="Leads per minute: accepted and written to the CRM">`, chartW, chartH)
 	plotW, plotH := chartW-chartPadL, chartH-chartPadB
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="0" x2="%.0f" y2="%.0f" stroke="#c4cad1"/>`, chartPadL, chartPadL, plotH)
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#c4cad1"/>`, chartPadL, plotH, chartW, plotH)

@@ -76,15 +76,13 @@ main{padding:20px 24px;max-width:1200px;box-sizing:border-box}
 .tile b{display:block;font-size:22px;font-variant-numeric:tabular-nums}
 .tile span{font-size:12px;color:#4a5561}
 .tile.hot{border-color:#f59e0b;background:#fffbeb}
-.warn{background:#fef3c7;border:1px solid #f59e0b}
-.k-open,.k-half_open{background:#fecaca}.k-closed{background:#bbf7d0}.k-unknown{background:#e5e7eb}
+.pill.k-open,.pill.k-half_open{background:#fecaca;color:#991b1b}.pill.k-closed{background:#bbf7d0}
 .chart{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:8px}
 .legend{font-size:12px;color:#4a5561}.legend i{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;vertical-align:middle}
 nav.windows a{margin-right:8px}nav.windows a.on{font-weight:700;text-decoration:none;color:#1d2329}
 .bulk{display:flex;gap:8px;flex-wrap:wrap;margin:8px 0}
 a.button{display:inline-block;padding:6px 14px;border-radius:4px;border:1px solid #c4cad1;background:#fff;color:#1f2a37;text-decoration:none;font-weight:600}
-@media (max-width:640px){header{padding:8px 12px}main{padding:12px}header form.find{flex:1 1 100%;order:3}
-dl{grid-template-columns:1fr}dt{font-weight:600;margin-top:4px}.wide{display:none}th,td{padding:5px 6px}}
+
 h1{font-size:20px;margin:0 0 14px}
 h2{font-size:16px;margin:22px 0 8px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde1e6}
@@ -115,6 +113,9 @@ pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:6px;overflow:aut
 header form.find{display:flex;gap:6px;flex:0 1 520px}
 header form.find input{flex:1;min-width:0;padding:5px 8px;border:1px solid #4b5563;border-radius:4px;background:#fff}
 .e-received,.e-processing{background:#bfdbfe}.e-parked{background:#fde68a}.e-succeeded{background:#bbf7d0}.e-failed{background:#fed7aa}.e-quarantined{background:#fecaca}.e-discarded{background:#e5e7eb;color:#555}
+.flash.warn{background:#fef3c7;border:1px solid #f59e0b}
+@media (max-width:640px){header{padding:8px 12px}main{padding:12px}header form.find{flex:1 1 100%;order:3}
+dl{grid-template-columns:1fr}dt{font-weight:600;margin-top:4px}.wide{display:none}th,td{padding:5px 6px}}
 </style></head><body{{if .Refresh}} data-refresh="{{.Refresh}}"{{end}}>
 <header><a href="/">leadpipe · operator console</a>{{if .Actor}}
 <form method="get" action="/ui/events" class="find" role="search"><input type="search" name="q" id="q" value="{{.Query}}" placeholder="Find a lead: email, phone, CRM id, event id, key, short id" aria-label="Find a lead" required maxlength="1500"><button class="secondary" type="submit" id="find">Find</button></form>
@@ -174,7 +175,7 @@ const indexPage = `{{template "top" .}}
 <label>To <span class="tz">(UTC)</span><input type="datetime-local" name="until" id="f-until" data-utc value="{{.Until}}"></label>
 <button type="submit" class="secondary" id="filter">Filter</button>
 </form>
-{{if .Records}}{{if eq .Filter.Status "open"}}<div class="bulk" id="bulk-actions"><a class="button" id="bulk-replay" href="/ui/bulk?action=replay&{{.BulkQuery}}">Replay all matching…</a><a class="button" id="bulk-discard" href="/ui/bulk?action=discard&{{.BulkQuery}}">Discard all matching…</a></div>{{end}}{{end}}
+{{if .Records}}{{if eq .Filter.Status "open"}}<div class="bulk" id="bulk-actions"><a class="button" id="bulk-replay" href="{{.BulkReplay}}">Replay all matching…</a><a class="button" id="bulk-discard" href="{{.BulkDiscard}}">Discard all matching…</a></div>{{end}}{{end}}
 <div class="scroll"><table id="records"><tr><th>Record</th><th>Source</th><th class="wide">Type</th><th>Class</th><th>Reason</th><th class="num wide">Attempts</th><th class="num wide">Dead-lettered</th><th>Status</th><th>First received</th></tr>
 {{range .Records}}<tr data-id="{{.ID}}"><td><a class="mono" href="/ui/dlq/{{.ID}}">{{short .ID}}</a></td><td>{{.Source}}</td><td class="wide">{{.EventType}}</td>
 <td><span class="pill c-{{.FailureClass}}">{{.FailureClass}}</span></td><td>{{trunc 90 .ErrorMessage}}</td>

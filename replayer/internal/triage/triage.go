@@ -211,8 +211,8 @@ type homeData struct {
 	Classes  []string
 	Statuses []string
 	Sources  []string
-	// BulkQuery is the filter as a query string, for the bulk action links.
-	BulkQuery string
+	// BulkReplay and BulkDiscard are the bulk action links for the filter.
+	BulkReplay, BulkDiscard template.URL
 }
 
 func (p *Page) index(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +286,11 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 		nq.Set("page_token", page.NextPageToken)
 		data.Next = "/?" + nq.Encode()
 	}
-	data.BulkQuery = filterQuery(f).Encode()
+	bq := filterQuery(f)
+	bq.Set("action", "replay")
+	data.BulkReplay = template.URL("/ui/bulk?" + bq.Encode()) //nolint:gosec // built by url.Values
+	bq.Set("action", "discard")
+	data.BulkDiscard = template.URL("/ui/bulk?" + bq.Encode()) //nolint:gosec // built by url.Values
 	render(w, r, tmplIndex, http.StatusOK, data)
 }
 
