@@ -29,6 +29,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/ingest/internal/signature"
 )
@@ -65,6 +66,9 @@ type Options struct {
 	RetryAfter time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Hasher keys the "find a lead" index entries (store.IndexEvent) written with every event;
+	// nil writes none (PII_HASH_KEY unset).
+	Hasher *pii.Hasher
 }
 
 // Handler serves the webhook endpoints. It is safe for concurrent use.
