@@ -211,6 +211,12 @@ func (h *Handler) succeed(ctx context.Context, lease *claim.Lease, att *store.At
 		logging.FromContext(ctx).ErrorContext(ctx, "result not written", "error", err.Error())
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
 	}
+	if lease.Doc.ReplayCount > 0 {
+		// A replayed lead landed: its DLQ record is resolved now, not at the next auto-replay.
+		if _, err := h.Store.ResolveDLQ(ctx, lease.DocID); err != nil {
+			logging.FromContext(ctx).WarnContext(ctx, "dlq record not resolved", "error", err.Error())
+		}
+	}
 	return answer{status: http.StatusOK, Outcome: "succeeded", Attempt: lease.Attempt}
 }
 
