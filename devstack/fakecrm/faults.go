@@ -46,6 +46,9 @@ type Failure struct {
 	Count     int    `json:"count"`
 	Status    int    `json:"status"`
 	ErrorCode string `json:"error_code,omitempty"`
+	// Field is the field a validation error (400) names: Salesforce's "fields", HubSpot's
+	// errors[].context.propertyName.
+	Field string `json:"field,omitempty"`
 }
 
 // SetFaults replaces the standing faults.
@@ -112,6 +115,7 @@ type verdict struct {
 	msg        string
 	retryAfter int
 	rateLimit  bool
+	field      string
 }
 
 // crm wraps a CRM endpoint with latency, faults, auth checks and call recording.
@@ -186,7 +190,7 @@ func (s *Server) decide(system string, r *http.Request) *verdict {
 		if q.System != "" && q.System != system {
 			continue
 		}
-		v := &verdict{status: q.Status, code: q.ErrorCode, msg: http.StatusText(q.Status), retryAfter: retryAfter}
+		v := &verdict{status: q.Status, code: q.ErrorCode, msg: http.StatusText(q.Status), retryAfter: retryAfter, field: q.Field}
 		if q.Count--; q.Count <= 0 {
 			s.failNext = append(s.failNext[:i], s.failNext[i+1:]...)
 		}
@@ -253,9 +257,16 @@ func writeError(w http.ResponseWriter, system string, v verdict) {
 	var body any
 	switch system {
 	case SystemSalesforce:
-		body = []map[string]any{{"message": v.msg, "errorCode": code, "fields": []string{}}}
+		fields := []string{}
+		if v.field != "" {
+			fields = append(fields, v.field)
+		}
+		body = []map[string]any{{"message": v.msg, "errorCode": code, "fields": fields}}
 	case SystemHubSpot:
 		m := map[string]any{"status": "error", "message": v.msg, "correlationId": fmt.Sprintf("corr-%d", time.Now().UnixNano()), "category": hubspotCategory(v.status)}
+		if v.field != "" {
+			m["errors"] = []map[string]any{{"message": v.msg, "code": code, "context": map[string]any{"propertyName": []string{v.field}}}}
+		}
 		if v.status == http.StatusTooManyRequests {
 			m["errorType"] = "RATE_LIMIT"
 			m["policyName"] = "SECONDLY"
