@@ -54,9 +54,8 @@ func (r *Reader) Now() time.Time { return r.st.Now() }
 // CanReadRaw reports whether actor may see raw payloads and normalized events.
 func (r *Reader) CanReadRaw(actor string) bool { return slices.Contains(r.rawReaders, actor) }
 
-// ParseFilter reads source, failure_class, status, since and until (RFC 3339) from q. Source
-// may be a comma-separated list in the page; the store filters on one, so more than one is
-// refused (ErrInvalid).
+// ParseFilter reads source, failure_class, status, since and until from q (RFC 3339, or the
+// page's "2006-01-02T15:04" in UTC); ErrInvalid for a bad status or time.
 func ParseFilter(q map[string][]string) (store.DLQFilter, error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
