@@ -256,6 +256,14 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
 			*p.dst = t.UTC()
 		}
 	}
+	if f.Target != "" {
+		// Short ids (the 12 characters lists show) name a record too.
+		t, err := a.Views.ResolveID(r.Context(), f.Target)
+		if err != nil {
+			return err
+		}
+		f.Target = t
+	}
 	n, err := pageSize(r)
 	if err != nil {
 		return err
