@@ -24,6 +24,7 @@ func Main(service string, realMain func(ctx context.Context) error) {
 		Level:     logging.ParseLevel(os.Getenv("LOG_LEVEL")),
 		ProjectID: os.Getenv("GOOGLE_CLOUD_PROJECT"),
 		Service:   service,
+		Format:    logging.ParseFormat(os.Getenv("LOG_FORMAT")),
 	})
 	ctx = logging.WithLogger(ctx, logger)
 	if err := realMain(ctx); err != nil {

@@ -55,6 +55,8 @@ type Options struct {
 	Logs io.Writer
 	// LogLevel for the services. Default info.
 	LogLevel slog.Level
+	// LogFormat is logging.FormatJSON (default) or logging.FormatText.
+	LogFormat string
 	// Env overrides service configuration (e.g. SALESFORCE_INSTANCE_URL to use a real sandbox).
 	// Values from the process environment with the same names also override the defaults.
 	Env map[string]string
@@ -106,7 +108,7 @@ func (o *Options) defaults() {
 func (o *Options) addr(port int) string { return net.JoinHostPort(o.Host, strconv.Itoa(port)) }
 
 func (o *Options) logger(service string) *slog.Logger {
-	return logging.New(o.Logs, logging.Options{Level: o.LogLevel, ProjectID: o.ProjectID, Service: service})
+	return logging.New(o.Logs, logging.Options{Level: o.LogLevel, ProjectID: o.ProjectID, Service: service, Format: o.LogFormat})
 }
 
 // Emulators starts only the Firestore, Pub/Sub and GCS emulators and points this process's

@@ -61,6 +61,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Ports.Replayer, "replayer-port", o.Ports.Replayer, "replayer service port")
 	fs.IntVar(&o.Ports.CRM, "crm-port", o.Ports.CRM, "fake CRM port")
 	level := fs.String("log-level", "info", "service log level: debug, info, warn, error")
+	format := fs.String("log-format", defaultLogFormat(stderr), "log lines: text (readable; the default on a terminal) or json (Cloud Logging's; the default otherwise); LOG_FORMAT sets the default")
 	envOut := fs.String("env-file", ".devstack/env", "also write the export lines to this file while running (removed on exit; empty: don't)")
 	if len(args) == 0 {
 		fs.Usage()
@@ -71,6 +72,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	o.LogLevel = logging.ParseLevel(*level)
+	o.LogFormat = logging.ParseFormat(*format)
 	o.Logs = stderr
 
 	var (
@@ -126,4 +128,17 @@ func writeEnvFile(path, content string) error {
 		return fmt.Errorf("env file: %w", err)
 	}
 	return nil
+}
+
+// defaultLogFormat is LOG_FORMAT when set, else text when w is a terminal, else json.
+func defaultLogFormat(w io.Writer) string {
+	if v := os.Getenv("LOG_FORMAT"); v != "" {
+		return logging.ParseFormat(v)
+	}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return logging.FormatText
+		}
+	}
+	return logging.FormatJSON
 }

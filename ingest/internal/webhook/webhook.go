@@ -263,6 +263,12 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	c.Set(keyEvents, len(d.docs))
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
 	log.InfoContext(ctx, "delivery", "status", a.Status, "events", len(d.docs), "doc_id", first.DocID, "correlation_id", a.CorrelationID)
+	for i, doc := range d.docs {
+		if created[i] && doc.State == store.StateReceived {
+			// Milestone: ids and routing only, never the lead's identity.
+			log.InfoContext(ctx, "lead accepted", "doc_id", doc.DocID, "event_id", doc.EventID, "source", doc.Source, "crm", doc.Event.Routing.CRM)
+		}
+	}
 	c.JSON(code, a)
 }
 

@@ -126,6 +126,7 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	}
 	annotate(span, &ev)
 	if known && route.Gate != nil && route.Gate.Open() {
+		log.InfoContext(ctx, "lead waiting: CRM circuit open", "crm", crmName)
 		return answer{status: http.StatusServiceUnavailable, Outcome: "crm_circuit_open", Class: string(failure.Outage)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.Budget)
@@ -144,6 +145,7 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 		log.ErrorContext(ctx, "claim failed", "error", err.Error())
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable"}
 	}
+	log.InfoContext(ctx, "lead claimed", "attempt", lease.Attempt, "fence", lease.Fence, "crm", crmName)
 	att := store.Attempt{Number: lease.Attempt, Fence: lease.Fence, Owner: lease.Owner, MessageID: msg.MessageID,
 		Delivery: env.Attempt(), ReplayID: msg.Attributes[pushmsg.AttrReplayID], StartedAt: lease.StartedAt}
 	if !known {
@@ -211,6 +213,8 @@ func (h *Handler) succeed(ctx context.Context, lease *claim.Lease, att *store.At
 		logging.FromContext(ctx).ErrorContext(ctx, "result not written", "error", err.Error())
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
 	}
+	logging.FromContext(ctx).InfoContext(ctx, "lead written to CRM", "crm", lease.Doc.Event.Routing.CRM, "record_id", res.RecordID,
+		"status_code", res.StatusCode, "created", res.Created, "attempt", lease.Attempt, "ms", d.Milliseconds())
 	if lease.Doc.ReplayCount > 0 {
 		// A replayed lead landed: its DLQ record is resolved now, not at the next auto-replay.
 		if _, err := h.Store.ResolveDLQ(ctx, lease.DocID); err != nil {
@@ -228,6 +232,7 @@ func (h *Handler) fail(ctx context.Context, lease *claim.Lease, att *store.Attem
 		logging.FromContext(ctx).ErrorContext(ctx, "failure not written", "error", err.Error())
 		h.record(ctx, lease, att, "failed")
 	}
+	logging.FromContext(ctx).InfoContext(ctx, "lead failed, will be retried", "failure_class", fe.Class, "code", fe.Code, "attempt", lease.Attempt)
 	return answer{status: http.StatusServiceUnavailable, Outcome: "failed", Attempt: lease.Attempt, Class: string(fe.Class)}
 }
 
@@ -237,7 +242,7 @@ func (h *Handler) quarantine(ctx context.Context, env *pushmsg.Envelope, lease *
 		h.record(ctx, lease, att, "superseded")
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
 	}
-	logging.FromContext(ctx).WarnContext(ctx, "event quarantined", "failure_class", fe.Class, "error_message", fe.Message)
+	logging.FromContext(ctx).WarnContext(ctx, "lead quarantined", "failure_class", fe.Class, "error_message", fe.Message, "attempt", lease.Attempt)
 	a := h.publish(ctx, env, doc)
 	a.Attempt = lease.Attempt
 	return a
