@@ -33,6 +33,12 @@ type Faults struct {
 	// RejectCredentials makes the token endpoint refuse every client (invalid_client) and HubSpot
 	// and the webhook refuse every request 401: auth stays broken until cleared.
 	RejectCredentials bool `json:"reject_credentials"`
+	// ExpireSessions ends every issued Salesforce session when the faults are set, as an expired
+	// or revoked session does: the next request with one gets 401 INVALID_SESSION_ID and the
+	// client must fetch a new token. It acts once and is not kept (Faults reads it back false).
+	// With RejectCredentials that new token is refused too, so a client that held a token
+	// fails for good: the demo of an auth failure.
+	ExpireSessions bool `json:"expire_sessions"`
 	// DailyLimit is the Salesforce API request budget reported in Sforce-Limit-Info; past it
 	// requests get 403 REQUEST_LIMIT_EXCEEDED. 0 means 100000 and never enforced.
 	DailyLimit int `json:"daily_limit"`
@@ -57,6 +63,10 @@ func (s *Server) SetFaults(f Faults) {
 	defer s.mu.Unlock()
 	if f.RateLimitPerSec != s.faults.RateLimitPerSec {
 		s.bucket = bucket{}
+	}
+	if f.ExpireSessions {
+		s.tokens = map[string]bool{}
+		f.ExpireSessions = false
 	}
 	s.faults = f
 }

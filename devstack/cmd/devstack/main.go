@@ -4,7 +4,7 @@
 //	devstack up          the emulators, the fake CRM, ingest, processor and replayer
 //
 // When everything serves it prints one `export NAME=VALUE` line per endpoint to stdout, then
-// `devstack: ready`. Logs (JSON, one "service" field per line) and human-friendly text go to
+// `devstack: ready`. Logs (text on a terminal, else JSON; one "service" field per line) and human-friendly text go to
 // stderr. Ctrl-C or SIGTERM stops everything cleanly.
 package main
 
