@@ -104,7 +104,7 @@ button.danger{background:#c62828;border-color:#c62828}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(340px,100%),1fr));gap:16px}
 .card{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:14px}
 dl{display:grid;grid-template-columns:170px 1fr;gap:4px 12px;margin:0}
-dt{color:#4a5561}dd{margin:0;word-break:break-all}
+dt{color:#4a5561}dd{margin:0;overflow-wrap:anywhere;min-width:0}
 .flash{padding:10px 14px;border-radius:6px;margin:0 0 14px;background:#dcfce7;border:1px solid #86efac}
 .error{background:#fee2e2;border-color:#fca5a5}
 .note{padding:10px 14px;border-radius:6px;margin:14px 0 0;background:#eef1f4;border:1px solid #dde1e6}

@@ -249,10 +249,6 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	data.O.Window = q.Get("window")
-	if data.O.Window == "" {
-		data.O.Window = "24h"
-	}
 	data.Chart = chart(data.O.Throughput)
 	counts, truncated, err := p.Views.CountDLQ(ctx, f.Status, countLimit)
 	if err != nil {

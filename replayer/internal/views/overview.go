@@ -117,11 +117,24 @@ func ParseWindow(s string) (time.Duration, error) {
 	return w, nil
 }
 
+// FormatWindow writes a window as ParseWindow reads it: "7d", "24h", "90m".
+func FormatWindow(w time.Duration) string {
+	switch {
+	case w >= 48*time.Hour && w%(24*time.Hour) == 0:
+		return strconv.Itoa(int(w/(24*time.Hour))) + "d"
+	case w%time.Hour == 0:
+		return strconv.Itoa(int(w/time.Hour)) + "h"
+	case w%time.Minute == 0:
+		return strconv.Itoa(int(w/time.Minute)) + "m"
+	}
+	return w.String()
+}
+
 // Overview gathers the overview over window (the store queries run concurrently: aggregation
 // counts, one query for the oldest unfinished leads, two bounded reads for the chart).
 func (r *Reader) Overview(ctx context.Context, window time.Duration) (*Overview, error) {
 	now := r.st.Now()
-	o := &Overview{GeneratedAt: now, Window: window.String(), Since: now.Add(-window)}
+	o := &Overview{GeneratedAt: now, Window: FormatWindow(window), Since: now.Add(-window)}
 	o.States = make([]StateCount, len(overviewStates))
 	o.DLQOpen = make([]ClassCount, len(dlqClasses))
 	g, gctx := errgroup.WithContext(ctx)

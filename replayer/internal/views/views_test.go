@@ -35,6 +35,9 @@ func TestParseWindow(t *testing.T) {
 			if err != nil || got != tc.want {
 				t.Errorf("ParseWindow(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 			}
+			if back, err := ParseWindow(FormatWindow(got)); err != nil || back != got {
+				t.Errorf("FormatWindow(%v) = %q does not read back", got, FormatWindow(got))
+			}
 		})
 	}
 }
