@@ -464,3 +464,44 @@ func TestConsoleNarrowLayout(t *testing.T) {
 		}
 	}
 }
+
+// Bulk discard from the page: the preview counts what the filter (class and time range)
+// matches, the discard needs a reason and discards exactly those, each audited.
+func TestConsoleBulkDiscardByFilter(t *testing.T) {
+	reset(t)
+	spam := quarantine(t, "spam", 2, "permanent", "crm 400: INVALID_FIELD field Email")
+	keep := quarantine(t, "keep", 1, "auth", "crm 401")
+	from := time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")
+	code, page := getPage(t, "/?failure_class=permanent&status=open&since="+url.QueryEscape(from))
+	if code != http.StatusOK || !strings.Contains(page, spam[0][:12]) || strings.Contains(page, keep[0][:12]) {
+		t.Fatalf("filtered list: %d, want the two permanent records only", code)
+	}
+	if code, page := getPage(t, "/?failure_class=permanent&status=open&until="+url.QueryEscape(from)); code != http.StatusOK || !strings.Contains(page, "No records match these filters") {
+		t.Errorf("a time range before the records: %d, want no match", code)
+	}
+	code, page = getPage(t, "/ui/bulk?action=discard&failure_class=permanent&status=open&since="+url.QueryEscape(from))
+	if code != http.StatusOK || !strings.Contains(page, `<b id="preview-count">2</b>`) {
+		t.Fatalf("discard preview: %d, want 2 matching", code)
+	}
+	form := url.Values{"action": {"discard"}, "failure_class": {"permanent"}, "status": {"open"}, "since": {from}, "expected": {"2"}}
+	if code, _ := postForm(t, "/ui/bulk", form); code != http.StatusBadRequest {
+		t.Errorf("bulk discard without a reason = %d, want 400", code)
+	}
+	form.Set("reason", "test leads from the load test")
+	code, _ = postForm(t, "/ui/bulk", form)
+	if code != http.StatusSeeOther {
+		t.Fatalf("bulk discard = %d, want 303", code)
+	}
+	for _, id := range spam {
+		var d views.Detail
+		call(t, "GET", "/v1/dlq/"+id, bobToken, nil, &d)
+		if d.Record.Status != store.DLQDiscarded || getEvent(t, id).State != store.StateDiscarded {
+			t.Errorf("%s: record %s, event %s; want discarded", id[:12], d.Record.Status, getEvent(t, id).State)
+		}
+	}
+	var d views.Detail
+	call(t, "GET", "/v1/dlq/"+keep[0], bobToken, nil, &d)
+	if d.Record.Status != store.DLQOpen {
+		t.Errorf("the record outside the filter is %s, want open", d.Record.Status)
+	}
+}
