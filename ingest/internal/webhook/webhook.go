@@ -266,7 +266,7 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	for i, doc := range d.docs {
 		if created[i] && doc.State == store.StateReceived {
 			// Milestone: ids and routing only, never the lead's identity.
-			log.InfoContext(ctx, "lead accepted", "doc_id", doc.DocID, "event_id", doc.EventID, "source", doc.Source, "crm", doc.Event.Routing.CRM)
+			log.InfoContext(ctx, "lead accepted", "doc_id", doc.DocID, "event_id", doc.EventID, "crm", doc.Event.Routing.CRM)
 		}
 	}
 	c.JSON(code, a)
