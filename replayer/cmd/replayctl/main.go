@@ -596,9 +596,13 @@ func (c *client) bulk(ctx context.Context, args []string, stderr io.Writer) erro
 	if err := checkClass(*class); err != nil {
 		return err
 	}
-	if strings.TrimSpace(*reason) == "" && !*dry {
-		fs.Usage()
-		return errors.New("--reason is required (except with --dry-run)")
+	if strings.TrimSpace(*reason) == "" {
+		if !*dry {
+			fs.Usage()
+			return errors.New("--reason is required (except with --dry-run)")
+		}
+		// A dry run changes nothing; the API still wants a reason on every job.
+		*reason = "dry run (replayctl)"
 	}
 	filter := map[string]string{"status": "open"}
 	for k, v := range map[string]string{"source": *source, "failure_class": *class, "since": *since, "until": *until} {

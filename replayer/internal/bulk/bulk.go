@@ -85,7 +85,7 @@ func NewRunner(st *store.Store, rp Replayer, o Options) *Runner {
 
 // Submit stores a new job and queues it. The job runs once Run is running.
 func (r *Runner) Submit(ctx context.Context, j *store.ReplayJob) (*store.ReplayJob, error) {
-	if strings.TrimSpace(j.Reason) == "" && !j.DryRun { // a dry run changes nothing, so it needs no reason
+	if strings.TrimSpace(j.Reason) == "" {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, replay.ErrReasonRequired)
 	}
 	if j.Max < 0 || j.Max > r.o.MaxPerJob {
