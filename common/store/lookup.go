@@ -74,20 +74,11 @@ func (s *Store) IndexEvent(ctx context.Context, h *pii.Hasher, doc *EventDoc) er
 	if len(entries) == 0 {
 		return nil
 	}
-	bw := s.fs.BulkWriter(ctx)
-	jobs := make([]*firestore.BulkWriterJob, 0, len(entries))
+	// One plain write per entry (at most four): idempotent, so two deliveries of the same lead
+	// writing them at once both succeed, and no batch contends on a shared commit.
 	for _, e := range entries {
 		e.EventDocID = doc.DocID
-		j, err := bw.Set(s.fs.Collection(CollLookup).Doc(e.Token+"_"+doc.DocID), e)
-		if err != nil {
-			bw.End()
-			return fmt.Errorf("index event %s: %w", doc.DocID, err)
-		}
-		jobs = append(jobs, j)
-	}
-	bw.End()
-	for _, j := range jobs {
-		if _, err := j.Results(); err != nil {
+		if _, err := s.fs.Collection(CollLookup).Doc(e.Token+"_"+doc.DocID).Set(ctx, e); err != nil {
 			return fmt.Errorf("index event %s: %w", doc.DocID, Classify(err))
 		}
 	}
