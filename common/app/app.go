@@ -26,6 +26,7 @@ func Main(service string, realMain func(ctx context.Context) error) {
 		Level:     level,
 		ProjectID: os.Getenv("GOOGLE_CLOUD_PROJECT"),
 		Service:   service,
+		Format:    logging.ParseFormat(os.Getenv("LOG_FORMAT")),
 	})
 	ctx = logging.WithLogger(context.WithValue(ctx, levelKey{}, level), logger)
 	if err := realMain(ctx); err != nil {

@@ -6,6 +6,6 @@ package store
 func DocumentTypes() map[string]any {
 	return map[string]any{
 		collEvents: EventDoc{}, collAttempts: Attempt{}, collReplayJobs: ReplayJob{},
-		collDLQ: DLQRecord{}, collAudit: AuditEntry{}, collCRMHealth: CRMHealth{},
+		collDLQ: DLQRecord{}, collAudit: AuditEntry{}, collCRMHealth: CRMHealth{}, collLookup: LookupEntry{},
 	}
 }

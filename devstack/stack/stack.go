@@ -57,6 +57,8 @@ type Options struct {
 	Logs io.Writer
 	// LogLevel for the services. Default info.
 	LogLevel slog.Level
+	// LogFormat is logging.FormatJSON (default) or logging.FormatText.
+	LogFormat string
 	// Env overrides service configuration (e.g. SALESFORCE_INSTANCE_URL to use a real sandbox).
 	// Values from the process environment with the same names also override the defaults.
 	Env map[string]string
@@ -119,7 +121,7 @@ func (o *Options) defaults() {
 func (o *Options) addr(port int) string { return net.JoinHostPort(o.Host, strconv.Itoa(port)) }
 
 func (o *Options) logger(service string) *slog.Logger {
-	return logging.New(o.Logs, logging.Options{Level: o.LogLevel, ProjectID: o.ProjectID, Service: service})
+	return logging.New(o.Logs, logging.Options{Level: o.LogLevel, ProjectID: o.ProjectID, Service: service, Format: o.LogFormat})
 }
 
 // Bucket is the raw payload bucket.
@@ -173,6 +175,8 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	env["DEMO_WEBHOOK_SECRET"] = s.DemoSecret
 	env["SWEEP_INTERVAL"] = "5s"
 	env["PUSH_AUTH"] = "none"
+	// The "find a lead" index key, shared by ingest (writes) and the replayer (searches).
+	env["PII_HASH_KEY"] = hex.EncodeToString(randomBytes(32))
 	crm := s.CRM.URL()
 	for k, v := range map[string]string{
 		"SALESFORCE_INSTANCE_URL":  crm,

@@ -22,6 +22,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/secrets"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
@@ -80,8 +81,15 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 	s.outbox = outbox.New(s.store, leads, dlq, outbox.Options{
 		Delay: cfg.OutboxDelay, Grace: cfg.PublishGrace, PublishTimeout: cfg.PublishTimeout,
 	})
+	var hasher *pii.Hasher
+	if cfg.PIIHashKey != "" {
+		if hasher, err = pii.NewHasher([]byte(cfg.PIIHashKey)); err != nil {
+			return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
+		}
+	}
 	h := webhook.New(sources, s.store, archive.New(deps.Storage, cfg.GCP.Bucket()), s.outbox, webhook.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, PersistTimeout: cfg.PersistTimeout, RetryAfter: cfg.RetryAfter,
+		Hasher: hasher,
 	})
 
 	var sweepToken string

@@ -61,6 +61,10 @@ type Config struct {
 	// SourcesFile is the sources YAML (same as ingest's) for renormalizing replays. Optional:
 	// without it renormalize requests fail with 422.
 	SourcesFile string `env:"SOURCES_FILE"`
+	// PIIHashKey keys the hashes of the "find a lead" index (emails, phones, CRM external ids;
+	// the same key as ingest's, at least 16 bytes). Optional: without it the search by those
+	// is off and the page and API say so.
+	PIIHashKey string `env:"PII_HASH_KEY"`
 }
 
 // Base is the shared part of the configuration.

@@ -27,6 +27,8 @@ import (
 const (
 	aliceToken = "tok-alice-0123456789"
 	bobToken   = "tok-bob-0123456789"
+	// testPIIKey keys the lookup index (ingest writes it with the same key in production).
+	testPIIKey = "test-pii-hash-key-0123456789"
 )
 
 var (
@@ -58,6 +60,7 @@ func run(m *testing.M) int {
 		"PUSH_AUTH":            "none",
 		"REPLAY_RATE_PER_SEC":  "50",
 		"AUTO_REPLAY_COOLDOWN": "1h",
+		"PII_HASH_KEY":         testPIIKey,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "replayer:", err)

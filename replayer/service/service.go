@@ -29,6 +29,7 @@ import (
 	"github.com/leadpipe/leadpipe/replayer/internal/renormalize"
 	"github.com/leadpipe/leadpipe/replayer/internal/replay"
 	"github.com/leadpipe/leadpipe/replayer/internal/triage"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
 
 // Run serves the replayer until ctx ends, with configuration from env, on srv (nil: on PORT).
@@ -58,14 +59,6 @@ var _ app.Service = (*Service)(nil)
 func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 	st := deps.Store
 	raw := archive.New(deps.Storage, cfg.GCP.Bucket())
-	mp := deps.MeterProvider
-	if mp == nil {
-		mp = otel.GetMeterProvider()
-	}
-	gauge, err := dlq.ObserveOpen(mp.Meter(meterName), st)
-	if err != nil {
-		return nil, fmt.Errorf("dlq open gauge: %w", err)
-	}
 	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace}
 	if cfg.SourcesFile != "" {
 		sources, err := renormalize.LoadFile(cfg.SourcesFile)
@@ -76,7 +69,6 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 	}
 	authn, err := authenticator(cfg)
 	if err != nil {
-		_ = gauge.Unregister()
 		return nil, err
 	}
 	key := []byte(cfg.SessionKey)
@@ -114,9 +106,22 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 		intake = (&auth.Push{Audience: cfg.PushAudience, ServiceAccounts: cfg.PushServiceAccounts}).Verify(intake)
 	}
 	mux.Handle("POST /pubsub/dlq", intake)
-	a := &api.API{St: st, Replayer: rp, Jobs: jobs, Auto: auto, Raw: raw, RawReaders: cfg.RawReaders}
-	a.Register(mux, auth.Require(authn))
-	(&triage.Page{API: a, Authn: authn, Sessions: sessions}).Register(mux)
+	hasher, err := piiHasher(cfg.PIIHashKey)
+	if err != nil {
+		return nil, err
+	}
+	reader := views.New(st, raw, cfg.RawReaders, hasher)
+	(&api.API{Views: reader, Replayer: rp, Jobs: jobs, Auto: auto}).Register(mux, auth.Require(authn))
+	(&triage.Page{Views: reader, Replayer: rp, Jobs: jobs, Authn: authn, Sessions: sessions}).Register(mux)
+
+	mp := deps.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	gauge, err := dlq.ObserveOpen(mp.Meter(meterName), st)
+	if err != nil {
+		return nil, fmt.Errorf("dlq open gauge: %w", err)
+	}
 
 	bg, stopBG := context.WithCancel(ctx)
 	s := &Service{handler: telemetry.Handler(mux), stopBG: stopBG, done: make(chan struct{}), topic: topic, gauge: gauge}

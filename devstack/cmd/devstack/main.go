@@ -4,7 +4,7 @@
 //	devstack up          the emulators, the fake CRM, ingest, processor and replayer
 //
 // When everything serves it prints one `export NAME=VALUE` line per endpoint to stdout, then
-// `devstack: ready`. Logs (JSON, one "service" field per line) and human-friendly text go to
+// `devstack: ready`. Logs (text on a terminal, else JSON; one "service" field per line) and human-friendly text go to
 // stderr. Ctrl-C or SIGTERM stops everything cleanly.
 package main
 
@@ -68,6 +68,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	level := fs.String("log-level", defLevel, "service log level: debug, info, warn, error (default $LOG_LEVEL, else info)")
 	fs.StringVar(&o.SourcesFile, "sources", "", "your own sources file (ingest's SOURCES_FILE format; its env:NAME secrets come from your environment or are generated and exported); default the shipped devstack/config/sources.yaml")
+	format := fs.String("log-format", defaultLogFormat(stderr), "log lines: text (readable; the default on a terminal) or json (Cloud Logging's; the default otherwise); LOG_FORMAT sets the default")
 	envOut := fs.String("env-file", ".devstack/env", "also write the export lines to this file while running (removed on exit; empty: don't)")
 	if len(args) == 0 {
 		fs.Usage()
@@ -82,6 +83,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Emulators, err = emulators.ParseMode(*mode); err != nil {
 		return err
 	}
+	o.LogFormat = logging.ParseFormat(*format)
 	o.Logs = stderr
 
 	var s *stack.Stack
@@ -134,4 +136,17 @@ func writeEnvFile(path, content string) error {
 		return fmt.Errorf("env file: %w", err)
 	}
 	return nil
+}
+
+// defaultLogFormat is LOG_FORMAT when set, else text when w is a terminal, else json.
+func defaultLogFormat(w io.Writer) string {
+	if v := os.Getenv("LOG_FORMAT"); v != "" {
+		return logging.ParseFormat(v)
+	}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return logging.FormatText
+		}
+	}
+	return logging.FormatJSON
 }

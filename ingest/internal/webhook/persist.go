@@ -59,7 +59,7 @@ func (h *Handler) persist(ctx context.Context, d *delivery) ([]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.opts.PersistTimeout)
 	defer cancel()
 	created := make([]bool, len(d.docs))
-	errs := make([]error, len(d.docs)+1)
+	errs := make([]error, 2*len(d.docs)+1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if _, err := h.archive.Put(ctx, d.raw); err != nil {
@@ -78,6 +78,11 @@ func (h *Handler) persist(ctx context.Context, d *delivery) ([]bool, error) {
 				errs[i] = err
 			}
 		})
+		if h.opts.Hasher != nil {
+			// The lookup index beside the event (hashes only; idempotent, so a sender's retry
+			// after a failure here writes it again).
+			wg.Go(func() { errs[len(d.docs)+1+i] = h.store.IndexEvent(ctx, h.opts.Hasher, doc) })
+		}
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

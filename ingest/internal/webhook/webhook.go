@@ -29,6 +29,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/ingest/internal/signature"
 )
@@ -65,6 +66,9 @@ type Options struct {
 	RetryAfter time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Hasher keys the "find a lead" index entries (store.IndexEvent) written with every event;
+	// nil writes none (PII_HASH_KEY unset).
+	Hasher *pii.Hasher
 }
 
 // Handler serves the webhook endpoints. It is safe for concurrent use.
@@ -239,6 +243,12 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	c.Set(keyEvents, len(d.docs))
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
 	log.InfoContext(ctx, "delivery", "status", a.Status, "events", len(d.docs), "doc_id", first.DocID, "correlation_id", a.CorrelationID)
+	for i, doc := range d.docs {
+		if created[i] && doc.State == store.StateReceived {
+			// Milestone: ids and routing only, never the lead's identity.
+			log.InfoContext(ctx, "lead accepted", "doc_id", doc.DocID, "event_id", doc.EventID, "crm", doc.Event.Routing.CRM)
+		}
+	}
 	c.JSON(code, a)
 }
 
