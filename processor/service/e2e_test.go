@@ -275,14 +275,23 @@ func TestConcurrentInstancesSameEvent(t *testing.T) {
 			go func() { defer wg.Done(); answers[j] = post(t, u, body) }()
 		}
 		wg.Wait()
-		ok := 0
+		ok, contended := 0, 0
 		for _, an := range answers {
 			switch {
 			case an.Status == 200 && an.Outcome == "succeeded":
 				ok++
 			case an.Status == 429 && an.Outcome == "lease_held", an.Status == 200 && an.Outcome == "duplicate":
+			case !env.Embedded() && an.Status == 503:
+				// Google's Firestore emulator locks pessimistically: the losing claim can wait
+				// out its lock or the processing budget and nack (store_unavailable, failed).
+				contended++
 			default:
 				t.Errorf("event %d: unexpected answer %+v", i, an)
+			}
+		}
+		for retry := 0; ok == 0 && contended > 0 && retry < 3; retry++ {
+			if got := post(t, a, body); got.Status == 200 && got.Outcome == "succeeded" {
+				ok++
 			}
 		}
 		if ok != 1 {
