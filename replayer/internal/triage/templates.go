@@ -43,7 +43,10 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%ds", d/time.Second)
 	},
-	"label": func(s string) string {
+	// label takes any string type: states, statuses and circuit states are typed (store.State,
+	// store.DLQStatus, store.CRMState), and text/template does not convert named string types.
+	"label": func(v any) string {
+		s := fmt.Sprint(v)
 		switch s {
 		case "failed":
 			return "failed, awaiting retry"
