@@ -15,7 +15,6 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 
 	"github.com/leadpipe/leadpipe/common/app"
@@ -105,24 +104,25 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 // failure.
 func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.Route {
 	// One client per CRM: each request is a client span and is measured with the CRM's name.
-	client := func(name string) *http.Client {
-		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil)}
+	client := func(name string, routes []string) *http.Client {
+		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil, routes...)}
 	}
 	adapters := map[string]crm.Upserter{}
 	if cfg.SalesforceInstanceURL != "" {
 		adapters["salesforce"] = salesforce.New(salesforce.Config{InstanceURL: cfg.SalesforceInstanceURL, TokenURL: cfg.SalesforceTokenURL,
-			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, APIVersion: cfg.SalesforceAPIVersion, HTTPClient: client("salesforce")})
+			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, APIVersion: cfg.SalesforceAPIVersion, HTTPClient: client("salesforce", salesforce.Routes)})
 	}
 	if cfg.HubSpotBaseURL != "" {
-		adapters["hubspot"] = hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotBaseURL, AccessToken: cfg.HubSpotAccessToken, HTTPClient: client("hubspot")})
+		adapters["hubspot"] = hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotBaseURL, AccessToken: cfg.HubSpotAccessToken, HTTPClient: client("hubspot", hubspot.Routes)})
 	}
 	if cfg.WebhookCRMURL != "" {
-		adapters["webhook"] = webhook.New(webhook.Config{URL: cfg.WebhookCRMURL, HTTPClient: client("webhook")})
+		adapters["webhook"] = webhook.New(webhook.Config{URL: cfg.WebhookCRMURL, HTTPClient: client("webhook", nil)})
 	}
 	var meta *enrich.Meta
 	if cfg.MetaAccessToken != "" {
 		meta = &enrich.Meta{BaseURL: cfg.MetaGraphURL, Version: cfg.MetaGraphVersion, AccessToken: cfg.MetaAccessToken,
-			HTTPClient: &http.Client{Timeout: 15 * time.Second, Transport: otelhttp.NewTransport(http.DefaultTransport)}}
+			HTTPClient: &http.Client{Timeout: 15 * time.Second,
+				Transport: telemetry.ClientTransport(nil, telemetry.Client{Name: "meta graph", Routes: enrich.Routes})}}
 	}
 	policy := retry.Default
 	policy.Spacing = cfg.RetrySpacing

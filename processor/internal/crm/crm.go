@@ -17,6 +17,7 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/telemetry"
 )
 
 // Result is what a successful upsert returns.
@@ -90,6 +91,8 @@ func ClassifyTransport(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	// http.Client's *url.Error quotes the request URL; the path can carry ids.
+	err = telemetry.StripURLError(err)
 	msg := op + ": transport error"
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

@@ -41,6 +41,13 @@ type Config struct {
 	HTTPClient   *http.Client
 }
 
+// Routes are the adapter's request patterns, for crm.Transport: spans show these templates,
+// never the external id in the path.
+var Routes = []string{
+	"POST /services/oauth2/token",
+	"PATCH /services/data/{version}/sobjects/{object}/{field}/{value}",
+}
+
 // Client is the Salesforce adapter. It is safe for concurrent use.
 type Client struct {
 	cfg Config

@@ -12,7 +12,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	crmtest.Run(t, crmtest.Adapter{
-		CRM: "salesforce", Object: "Lead", UpsertKey: "External_Id__c",
+		CRM: "salesforce", Object: "Lead", UpsertKey: "External_Id__c", Routes: salesforce.Routes,
 		New: func(base string, hc *http.Client) crm.Upserter {
 			return salesforce.New(salesforce.Config{InstanceURL: base, TokenURL: base + "/services/oauth2/token",
 				ClientID: "id", ClientSecret: "secret", APIVersion: "v61.0", HTTPClient: hc})
