@@ -207,11 +207,11 @@ func (s *Server) hsBatchUpdate(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(results) == 0:
 		writeJSON(w, http.StatusNotFound, map[string]any{"status": "error", "category": "OBJECT_NOT_FOUND",
-			"message": fmt.Sprintf("Could not get some %s objects, they may be deleted or not exist.", object),
+			"message":       fmt.Sprintf("Could not get some %s objects, they may be deleted or not exist.", object),
 			"correlationId": fmt.Sprintf("corr-%d", time.Now().UnixNano())})
 	case len(missing) > 0:
 		writeJSON(w, http.StatusMultiStatus, map[string]any{"status": "COMPLETE", "results": results, "numErrors": len(missing),
-			"errors": []map[string]any{{"status": "error", "category": "OBJECT_NOT_FOUND", "message": "objects not found"}},
+			"errors":    []map[string]any{{"status": "error", "category": "OBJECT_NOT_FOUND", "message": "objects not found"}},
 			"startedAt": now, "completedAt": now})
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now})
