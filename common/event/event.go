@@ -107,6 +107,22 @@ var (
 	ErrMissingField  = errors.New("missing required field")
 	ErrNoIdentity    = errors.New("event has no identity (contact_external_id, email or phone_e164)")
 	ErrBadRouting    = errors.New("invalid routing")
+	// ErrTooLong: an identifier is longer than Pub/Sub or the CRMs accept (see the Max
+	// constants). Refused at intake, so an event can never be accepted and then stuck.
+	ErrTooLong = errors.New("identifier too long")
+)
+
+// Bounds of identifiers, in bytes.
+const (
+	// MaxExternalID: CRM external id fields hold 255 characters (Salesforce External ID text
+	// fields, HubSpot unique properties in practice).
+	MaxExternalID = 255
+	// MaxEmail: the longest valid address (RFC 5321 path limit).
+	MaxEmail = 254
+	// MaxPhone: E.164 is at most 15 digits and the +.
+	MaxPhone = 16
+	// MaxOrderingKey: Pub/Sub refuses ordering keys over 1 KB.
+	MaxOrderingKey = 1024
 )
 
 // Validate checks the event against schema v1. A thin event marked for enrichment may lack
@@ -128,6 +144,22 @@ func (e *Event) Validate() error {
 	}
 	if e.Identity.Empty() && e.Enrich == nil {
 		return ErrNoIdentity
+	}
+	for _, f := range []struct {
+		name string
+		v    string
+		max  int
+	}{
+		{"identity.contact_external_id", e.Identity.ContactExternalID, MaxExternalID},
+		{"identity.email", e.Identity.Email, MaxEmail},
+		{"identity.phone_e164", e.Identity.PhoneE164, MaxPhone},
+	} {
+		if len(f.v) > f.max {
+			return fmt.Errorf("%w: %s is %d bytes (max %d)", ErrTooLong, f.name, len(f.v), f.max)
+		}
+	}
+	if n := len(e.ContactKey()); n > MaxOrderingKey {
+		return fmt.Errorf("%w: contact key (ordering key) is %d bytes (max %d)", ErrTooLong, n, MaxOrderingKey)
 	}
 	switch e.Routing.Mode {
 	case ModeUpsert, ModeUpdateOnly:
