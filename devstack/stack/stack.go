@@ -194,6 +194,10 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	env["SOURCES_FILE"] = sourcesFile
 	env["DEMO_WEBHOOK_SECRET"] = s.DemoSecret
 	env["SWEEP_INTERVAL"] = "5s"
+	// POST /internal/sweep takes a generated bearer token locally (OIDC in the cloud).
+	env["SWEEP_AUTH"] = "token"
+	env["SWEEP_TOKEN"] = "env:DEVSTACK_SWEEP_TOKEN"
+	env["DEVSTACK_SWEEP_TOKEN"] = hex.EncodeToString(randomBytes(16))
 	env["PUSH_AUTH"] = "none"
 	crm := s.CRM.URL()
 	for k, v := range map[string]string{

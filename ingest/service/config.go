@@ -3,9 +3,11 @@ package service
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/config"
+	"github.com/leadpipe/leadpipe/common/idauth"
 )
 
 // Config is the ingest service's configuration, read from environment variables (documented in
@@ -45,9 +47,19 @@ type Config struct {
 	SweepBatch int `env:"SWEEP_BATCH, default=100"`
 	// SweepMaxBatches bounds the queries of one sweep call. Default 10.
 	SweepMaxBatches int `env:"SWEEP_MAX_BATCHES, default=10"`
-	// SweepToken, when set, is a secret reference (env:NAME or a Secret Manager version) to
-	// a bearer token that POST /internal/sweep requires. Default empty: no token (rely on
-	// Cloud Run ingress / IAM).
+	// SweepAuth is how POST /internal/sweep authenticates its caller: oidc (default: a
+	// Google-signed ID token for SweepAudience whose verified email is one of
+	// SweepServiceAccounts, i.e. Cloud Scheduler's), token (a bearer token, SweepToken; local
+	// stacks) or none (tests only: the route is on the public service).
+	SweepAuth string `env:"SWEEP_AUTH, default=oidc"`
+	// SweepAudience is the audience of the scheduler's ID token (the service URL). Required
+	// with oidc.
+	SweepAudience string `env:"SWEEP_AUDIENCE"`
+	// SweepServiceAccounts is the comma-separated list of service accounts allowed to sweep.
+	// Required with oidc.
+	SweepServiceAccounts string `env:"SWEEP_SERVICE_ACCOUNTS"`
+	// SweepToken is a secret reference (env:NAME or a Secret Manager version) to the bearer
+	// token POST /internal/sweep requires with SWEEP_AUTH=token.
 	SweepToken string `env:"SWEEP_TOKEN"`
 }
 
@@ -59,6 +71,19 @@ func (c *Config) Validate() error {
 	}
 	if c.SourcesFile == "" {
 		errs = append(errs, errors.New("SOURCES_FILE is required"))
+	}
+	switch c.SweepAuth {
+	case "oidc":
+		if strings.TrimSpace(c.SweepAudience) == "" || len(idauth.SplitList(c.SweepServiceAccounts)) == 0 {
+			errs = append(errs, errors.New("SWEEP_AUTH=oidc needs SWEEP_AUDIENCE and SWEEP_SERVICE_ACCOUNTS"))
+		}
+	case "token":
+		if c.SweepToken == "" {
+			errs = append(errs, errors.New("SWEEP_AUTH=token needs SWEEP_TOKEN"))
+		}
+	case "none":
+	default:
+		errs = append(errs, fmt.Errorf("SWEEP_AUTH=%q: want oidc, token or none", c.SweepAuth))
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES=%d: want > 0", c.MaxBodyBytes))

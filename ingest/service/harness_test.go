@@ -187,6 +187,12 @@ type fixture struct {
 
 func newFixture(t testing.TB, overrides map[string]string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, overrides, nil)
+}
+
+// newFixtureWith is newFixture with the client options adjusted by tune (nil: as they are).
+func newFixtureWith(t testing.TB, overrides map[string]string, tune func(*clientOptions)) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	path := t.TempDir() + "/sources.yaml"
 	if err := os.WriteFile(path, []byte(testSources), 0o600); err != nil {
@@ -196,6 +202,7 @@ func newFixture(t testing.TB, overrides map[string]string) *fixture {
 		"SOURCES_FILE": path, "DEMO_WEBHOOK_SECRET": demoSecret, "OLD_DEMO_SECRET": "whsec_b2xkLXNlY3JldA==",
 		"META_APP_SECRET": metaSecret, "META_VERIFY_TOKEN": metaToken, "TYPEFORM_SECRET": typeformKey,
 		"PARTNER_SECRET": partnerSecret, "PERSIST_TIMEOUT": "2s", "PUBLISH_TIMEOUT": "2s",
+		"SWEEP_AUTH": "none",
 	}
 	for k, v := range overrides {
 		vars[k] = v
@@ -206,7 +213,11 @@ func newFixture(t testing.TB, overrides map[string]string) *fixture {
 		t.Fatal(err)
 	}
 	c := newCalls()
-	svc, err := build(ctx, cfg, lookup, c.options(t))
+	co := c.options(t)
+	if tune != nil {
+		tune(&co)
+	}
+	svc, err := build(ctx, cfg, lookup, co)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -505,7 +505,7 @@ func TestRunServes(t *testing.T) {
 	}
 	svc, err := env.Serve(Run, map[string]string{
 		"SOURCES_FILE": path, "DEMO_WEBHOOK_SECRET": demoSecret, "OLD_DEMO_SECRET": demoSecret,
-		"SWEEP_INTERVAL": "50ms",
+		"SWEEP_INTERVAL": "50ms", "SWEEP_AUTH": "none",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -529,10 +529,14 @@ func TestRunServes(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	tests := map[string]map[string]string{
-		"no sources file": {"SOURCES_FILE": ""},
-		"zero body":       {"MAX_BODY_BYTES": "0"},
-		"big batch":       {"SWEEP_BATCH": "501"},
-		"bad delay":       {"OUTBOX_DELAY": "0s"},
+		"no sources file":             {"SOURCES_FILE": ""},
+		"zero body":                   {"MAX_BODY_BYTES": "0"},
+		"big batch":                   {"SWEEP_BATCH": "501"},
+		"bad delay":                   {"OUTBOX_DELAY": "0s"},
+		"oidc sweep without audience": {"SWEEP_AUTH": "oidc", "SWEEP_SERVICE_ACCOUNTS": "s@p.iam.gserviceaccount.com"},
+		"oidc sweep without accounts": {"SWEEP_AUTH": "oidc", "SWEEP_AUDIENCE": "https://ingest", "SWEEP_SERVICE_ACCOUNTS": " , "},
+		"token sweep without token":   {"SWEEP_AUTH": "token"},
+		"unknown sweep auth":          {"SWEEP_AUTH": "iam"},
 	}
 	for name, o := range tests {
 		t.Run(name, func(t *testing.T) {
