@@ -97,6 +97,7 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	if err != nil {
 		return err
 	}
+	sessions.Gens = sessionGenerations{st}
 
 	mux := http.NewServeMux()
 	app.Health(mux, func(ctx context.Context) error {
@@ -154,4 +155,16 @@ func authenticator(cfg *Config) (auth.Authenticator, error) {
 		return auth.ParseStatic(cfg.Tokens)
 	}
 	return &auth.OIDC{Audience: cfg.AuthAudience, Allowed: cfg.AllowedPrincipals}, nil
+}
+
+// sessionGenerations keeps the triage sessions' generations in Firestore, shared by every
+// instance, so a logout or revocation ends the actor's sessions everywhere.
+type sessionGenerations struct{ st *store.Store }
+
+func (g sessionGenerations) Generation(ctx context.Context, actor string) (int64, error) {
+	return g.st.SessionGeneration(ctx, actor)
+}
+
+func (g sessionGenerations) Revoke(ctx context.Context, actor string) error {
+	return g.st.RevokeSessions(ctx, actor)
 }

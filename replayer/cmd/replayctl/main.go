@@ -42,7 +42,7 @@ Usage: replayctl [--url URL] [--token TOKEN] COMMAND [flags]
 
 Commands:
   list          list DLQ records (filters, pages)
-  show ID       one record with its event, attempts and (with permission) raw payload
+  show ID       one record with its event, attempts and (with permission and --reason) raw payload
   replay ID     replay one record (needs --reason)
   bulk-replay   replay every record matching a filter as a background job, with progress
   discard ID    discard one record (needs --reason)
@@ -225,15 +225,19 @@ func (c *client) list(ctx context.Context, args []string, stderr io.Writer) erro
 }
 
 func (c *client) show(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("show", "replayctl show ID [--raw]: one record, its event state, attempts (JSON).", stderr)
-	raw := fs.Bool("raw", false, "include the normalized event and raw payload (needs the permission)")
+	fs := newFlags("show", "replayctl show ID [--raw --reason TEXT]: one record, its event state, attempts (JSON).", stderr)
+	raw := fs.Bool("raw", false, "include the normalized event and raw payload (needs the permission and --reason)")
+	reason := fs.String("reason", "", "why you read the raw payload (required with --raw; written to the audit log)")
 	id, err := parseWithID(fs, args)
 	if err != nil {
 		return err
 	}
 	path := "/v1/dlq/" + url.PathEscape(id)
 	if *raw {
-		path += "?include=raw"
+		if strings.TrimSpace(*reason) == "" {
+			return errors.New("show --raw needs --reason (raw reads are audited)")
+		}
+		path += "?include=raw&reason=" + url.QueryEscape(*reason)
 	}
 	var out json.RawMessage
 	if err := c.do(ctx, "GET", path, nil, &out); err != nil {

@@ -203,10 +203,24 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 // Detail gathers a record, its event and attempts, and with includeRaw the normalized event
-// and raw payload (ErrForbidden unless actor may read them).
+// and raw payload (ErrForbidden unless actor may read them). A raw read needs a reason (see
+// WithReadReason) and is written to the audit log (action read_raw) with actor and reason
+// before anything is returned.
 func (a *API) Detail(ctx context.Context, id, actor string, includeRaw bool) (*Detail, error) {
 	if includeRaw && !a.CanReadRaw(actor) {
 		return nil, fmt.Errorf("raw payload: %w", ErrForbidden)
+	}
+	if includeRaw {
+		reason := readReason(ctx)
+		if reason == "" {
+			return nil, badf("a reason is required to read the raw payload and normalized event")
+		}
+		if len(reason) > maxReason {
+			return nil, badf("reason longer than %d bytes", maxReason)
+		}
+		if _, err := a.St.AppendAudit(ctx, store.AuditEntry{Actor: actor, Action: ActionReadRaw, Reason: reason, Targets: []string{id}}); err != nil {
+			return nil, err
+		}
 	}
 	rec, err := a.St.GetDLQ(ctx, id)
 	if err != nil {
@@ -237,8 +251,25 @@ func (a *API) Detail(ctx context.Context, id, actor string, includeRaw bool) (*D
 	return d, nil
 }
 
+// ActionReadRaw is the audit action of a raw payload / normalized event read.
+const ActionReadRaw = "read_raw"
+
+type readReasonKey struct{}
+
+// WithReadReason returns ctx carrying the operator's reason for a raw read (the reason query
+// parameter of the API and the triage page).
+func WithReadReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, readReasonKey{}, strings.TrimSpace(reason))
+}
+
+func readReason(ctx context.Context) string {
+	s, _ := ctx.Value(readReasonKey{}).(string)
+	return s
+}
+
 func (a *API) get(w http.ResponseWriter, r *http.Request) error {
-	d, err := a.Detail(r.Context(), r.PathValue("id"), auth.Actor(r.Context()), r.URL.Query().Get("include") == "raw")
+	ctx := WithReadReason(r.Context(), r.URL.Query().Get("reason"))
+	d, err := a.Detail(ctx, r.PathValue("id"), auth.Actor(r.Context()), r.URL.Query().Get("include") == "raw")
 	if err != nil {
 		return err
 	}
@@ -277,6 +308,8 @@ func (a *API) action(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The replay or discard wrote its audit entry in its transaction; its log line goes here.
+	store.LogAudit(r.Context(), res.AuditID, store.AuditEntry{Actor: req.Actor, Action: verb, Targets: []string{id}, ReplayID: res.ReplayID})
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }
