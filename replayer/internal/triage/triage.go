@@ -146,7 +146,9 @@ func (p *Page) renderLogin(w http.ResponseWriter, r *http.Request, code int, msg
 	render(w, r, tmplLogin, code, loginView{view{Title: "Sign in", Error: msg, CSRF: p.Sessions.LoginCSRF(nonce)}, next})
 }
 
-func secure(r *http.Request) bool { return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" }
+func secure(r *http.Request) bool {
+	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+}
 
 func (p *Page) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
