@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/leadpipe/leadpipe/common/pii"
 )
 
 // SchemaVersion is the version of the normalized event this package writes.
@@ -83,21 +85,38 @@ type Enrichment struct {
 }
 
 // ContactKey is the value used as the Pub/Sub ordering key and as the CRM external id when the
-// source gives none: the contact external id, else a hash of the email or phone. It never holds
-// personal data in clear.
-func (e *Event) ContactKey() string {
+// source gives none: the contact external id, else a keyed token (HMAC under the deployment's
+// PII_HASH_KEY, see common/pii) of the email or phone. It never holds personal data in clear,
+// and without the key a list of addresses cannot confirm one. Every service of a deployment
+// must use the same hasher: ingest orders by this key and the processor upserts by it.
+func (e *Event) ContactKey(h *pii.Hasher) string {
 	id := e.Identity
 	switch {
 	case id.ContactExternalID != "":
 		return e.Source + ":" + id.ContactExternalID
 	case id.Email != "":
-		return e.Source + ":email:" + shortHash(strings.ToLower(id.Email))
+		return e.Source + ":email:" + h.Email(id.Email)
 	case id.PhoneE164 != "":
-		return e.Source + ":phone:" + shortHash(id.PhoneE164)
+		return e.Source + ":phone:" + h.Phone(id.PhoneE164)
 	case e.Enrich != nil && e.Enrich.Refs["leadgen_id"] != "":
 		return e.Source + ":lead:" + e.Enrich.Refs["leadgen_id"]
 	default:
 		return e.Source + ":key:" + shortHash(e.IdempotencyKey)
+	}
+}
+
+// contactKeyLen is len(ContactKey) without computing a token (tokens are 64 hex digits).
+func (e *Event) contactKeyLen() int {
+	id := e.Identity
+	switch {
+	case id.ContactExternalID != "":
+		return len(e.Source) + 1 + len(id.ContactExternalID)
+	case id.Email != "", id.PhoneE164 != "":
+		return len(e.Source) + len(":email:") + 64
+	case e.Enrich != nil && e.Enrich.Refs["leadgen_id"] != "":
+		return len(e.Source) + len(":lead:") + len(e.Enrich.Refs["leadgen_id"])
+	default:
+		return len(e.Source) + len(":key:") + 24
 	}
 }
 
@@ -158,7 +177,7 @@ func (e *Event) Validate() error {
 			return fmt.Errorf("%w: %s is %d bytes (max %d)", ErrTooLong, f.name, len(f.v), f.max)
 		}
 	}
-	if n := len(e.ContactKey()); n > MaxOrderingKey {
+	if n := e.contactKeyLen(); n > MaxOrderingKey {
 		return fmt.Errorf("%w: contact key (ordering key) is %d bytes (max %d)", ErrTooLong, n, MaxOrderingKey)
 	}
 	switch e.Routing.Mode {
@@ -178,24 +197,28 @@ func IdempotencyKey(source, eventType, sourceEventID string) string {
 }
 
 // FallbackIdempotencyKey is used when the source gives no stable id:
-// source|event_type| + hex SHA-256 of the normalized identity fields and occurred_at.
-// The key never contains personal data in clear.
-func FallbackIdempotencyKey(source, eventType string, id Identity, occurredAt time.Time) string {
-	h := sha256.New()
+// source|event_type| + hex HMAC-SHA256, under the deployment's PII_HASH_KEY (h), of the
+// normalized identity fields and occurred_at (pii.KindIdentity). The key never contains
+// personal data in clear, and a dictionary of emails or phones cannot confirm it.
+func FallbackIdempotencyKey(h *pii.Hasher, source, eventType string, id Identity, occurredAt time.Time) string {
+	var b strings.Builder
 	for _, s := range []string{
 		strings.TrimSpace(id.ContactExternalID),
 		strings.ToLower(strings.TrimSpace(id.Email)),
 		strings.TrimSpace(id.PhoneE164),
 		occurredAt.UTC().Format(time.RFC3339Nano),
 	} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+		b.WriteString(s)
+		b.WriteByte(0)
 	}
-	return source + "|" + eventType + "|" + hex.EncodeToString(h.Sum(nil))
+	return source + "|" + eventType + "|" + h.Token(pii.KindIdentity, b.String())
 }
 
 // DocID is the Firestore document id for an idempotency key: hex SHA-256 of the key, so ids
-// are uniformly spread (no hot-spotting) and hold no personal data.
+// are uniformly spread (no hot-spotting) and hold no personal data. It needs no key: an
+// idempotency key is a source's own event id or a keyed token already, never personal data
+// in clear, and tools (replayctl, the triage page) derive a document id from a key without
+// holding the deployment's secret.
 func DocID(idempotencyKey string) string {
 	sum := sha256.Sum256([]byte(idempotencyKey))
 	return hex.EncodeToString(sum[:])

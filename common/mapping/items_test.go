@@ -90,3 +90,18 @@ func TestOverlongIdentifiersAreUnusable(t *testing.T) {
 		})
 	}
 }
+
+// TestNormalizeNeedsTheHashKey: without a keyed hasher nothing is normalized (no fallback key
+// could be made), and the error is a configuration error, not an unusable payload.
+func TestNormalizeNeedsTheHashKey(t *testing.T) {
+	s, err := ParseSources([]byte(testSources))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := s.Get("demo")
+	_, err = src.Normalize([]byte(`{"event_type":"lead.created","occurred_at":"2026-11-30T10:00:00Z","identity":{"email":"a@b.example"}}`), nil, time.Now())
+	var ue *UnusableError
+	if !errors.Is(err, ErrNoHasher) || errors.As(err, &ue) {
+		t.Errorf("got %v, want ErrNoHasher", err)
+	}
+}

@@ -25,6 +25,9 @@ var (
 	ErrNoIdentity = errors.New("payload has no identity")
 	// ErrSchemaMismatch: the body is JSON but not in the source's format.
 	ErrSchemaMismatch = errors.New("payload does not match the source schema")
+	// ErrNoHasher: the sources have no keyed hasher (Sources.UseHasher): a configuration
+	// error, not a property of the payload.
+	ErrNoHasher = errors.New("no PII hash key configured")
 )
 
 // UnusableError is returned by Normalize for a payload that cannot be used. Reason is one of
@@ -119,6 +122,9 @@ type Item struct {
 // UnusableError whose Partial is keyed by its own source event id when it has one, else by the
 // delivery and the item's index (ItemKey), so a retried delivery finds the same keys.
 func (s *Source) NormalizeItems(body []byte, headers http.Header, receivedAt time.Time) ([]Item, error) {
+	if s.hasher == nil {
+		return nil, fmt.Errorf("source %s: %w", s.Name, ErrNoHasher)
+	}
 	receivedAt = receivedAt.UTC()
 	drafts, err := s.normalize(s, body, headers, receivedAt)
 	var bad itemErrors
@@ -211,7 +217,7 @@ func (s *Source) complete(ev *event.Event, receivedAt time.Time) {
 	if ev.SourceEventID != "" {
 		ev.IdempotencyKey = event.IdempotencyKey(s.Name, ev.EventType, ev.SourceEventID)
 	} else {
-		ev.IdempotencyKey = event.FallbackIdempotencyKey(s.Name, ev.EventType, ev.Identity, ev.OccurredAt)
+		ev.IdempotencyKey = event.FallbackIdempotencyKey(s.hasher, s.Name, ev.EventType, ev.Identity, ev.OccurredAt)
 	}
 	ev.EventID = EventID(ev.IdempotencyKey)
 	ev.Routing = s.Routing.For(ev.EventType)

@@ -195,6 +195,8 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	env["DEMO_WEBHOOK_SECRET"] = s.DemoSecret
 	env["SWEEP_INTERVAL"] = "5s"
 	// POST /internal/sweep takes a generated bearer token locally (OIDC in the cloud).
+	// The keyed-hash secret every service shares (Secret Manager in the cloud).
+	env["PII_HASH_KEY"] = hex.EncodeToString(randomBytes(32))
 	env["SWEEP_AUTH"] = "token"
 	env["SWEEP_TOKEN"] = "env:DEVSTACK_SWEEP_TOKEN"
 	env["DEVSTACK_SWEEP_TOKEN"] = hex.EncodeToString(randomBytes(16))

@@ -25,6 +25,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/idauth"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/secrets"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
@@ -82,12 +83,17 @@ func build(ctx context.Context, cfg Config, env config.Lookuper, co clientOption
 			s.Close()
 		}
 	}()
+	hasher, err := pii.NewHasher([]byte(cfg.PIIHashKey))
+	if err != nil {
+		return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
+	}
 	srcs, err := mapping.LoadSources(cfg.SourcesFile)
 	if err != nil {
 		return nil, err
 	}
 	resolver := secrets.NewResolver(env)
 	s.closers = append(s.closers, resolver.Close)
+	srcs.UseHasher(hasher)
 	sources := resolveSources(ctx, srcs, resolver, cfg.SignatureTolerance)
 
 	fs, err := firestore.NewClientWithDatabase(ctx, cfg.GCP.ProjectID, cfg.GCP.FirestoreDatabase, co.firestore...)
@@ -110,7 +116,7 @@ func build(ctx context.Context, cfg Config, env config.Lookuper, co clientOption
 	s.closers = append(s.closers, func() error { leads.Stop(); dlq.Stop(); return nil })
 
 	s.store = store.New(fs)
-	s.outbox = outbox.New(s.store, leads, dlq, outbox.Options{
+	s.outbox = outbox.New(s.store, leads, dlq, outbox.Options{Hasher: hasher,
 		Delay: cfg.OutboxDelay, Grace: cfg.PublishGrace, PublishTimeout: cfg.PublishTimeout,
 	})
 	h := webhook.New(sources, s.store, archive.New(gcs, cfg.GCP.Bucket()), s.outbox, webhook.Options{

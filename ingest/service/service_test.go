@@ -18,8 +18,10 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 	"github.com/leadpipe/leadpipe/ingest/internal/signature"
 )
 
@@ -94,8 +96,10 @@ func TestAcceptedIsStoredAndPublished(t *testing.T) {
 	if err := json.Unmarshal(got.Data, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if got.OrderingKey != ev.ContactKey() || got.OrderingKey == "" {
-		t.Errorf("ordering key = %q, want %q", got.OrderingKey, ev.ContactKey())
+	// The ordering key is keyed with the service's PII_HASH_KEY.
+	h, _ := pii.NewHasher([]byte(devstacktest.TestPIIHashKey))
+	if got.OrderingKey != ev.ContactKey(h) || got.OrderingKey == "" {
+		t.Errorf("ordering key = %q, want %q", got.OrderingKey, ev.ContactKey(h))
 	}
 	want := map[string]string{
 		pushmsg.AttrIdempotencyKey: l.key(), pushmsg.AttrEventID: wantID, pushmsg.AttrSource: "demo",

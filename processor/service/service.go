@@ -20,6 +20,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry"
@@ -46,6 +47,11 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = instanceID()
 	}
+	hasher, err := pii.NewHasher([]byte(cfg.PIIHashKey))
+	if err != nil {
+		return fmt.Errorf("PII_HASH_KEY: %w", err)
+	}
+	cfg.hasher = hasher
 	stopTelemetry, err := telemetry.Setup(ctx, cfg.Telemetry, "processor", cfg.GCP.ProjectID)
 	if err != nil {
 		return err
@@ -108,12 +114,13 @@ func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.R
 		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil, routes...)}
 	}
 	adapters := map[string]crm.Upserter{}
+	hasher := cfg.hasher
 	if cfg.SalesforceInstanceURL != "" {
 		adapters["salesforce"] = salesforce.New(salesforce.Config{InstanceURL: cfg.SalesforceInstanceURL, TokenURL: cfg.SalesforceTokenURL,
-			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, APIVersion: cfg.SalesforceAPIVersion, HTTPClient: client("salesforce", salesforce.Routes)})
+			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, APIVersion: cfg.SalesforceAPIVersion, HTTPClient: client("salesforce", salesforce.Routes), Hasher: hasher})
 	}
 	if cfg.HubSpotBaseURL != "" {
-		adapters["hubspot"] = hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotBaseURL, AccessToken: cfg.HubSpotAccessToken, HTTPClient: client("hubspot", hubspot.Routes)})
+		adapters["hubspot"] = hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotBaseURL, AccessToken: cfg.HubSpotAccessToken, HTTPClient: client("hubspot", hubspot.Routes), Hasher: hasher})
 	}
 	if cfg.WebhookCRMURL != "" {
 		adapters["webhook"] = webhook.New(webhook.Config{URL: cfg.WebhookCRMURL, HTTPClient: client("webhook", nil)})

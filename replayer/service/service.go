@@ -20,6 +20,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry"
@@ -69,9 +70,13 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	topic := replay.NewTopicPublisher(ps, cfg.GCP.LeadsTopic)
 	defer topic.Stop()
 	pub := newTracedPublisher(topic)
-	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace}
+	hasher, err := pii.NewHasher([]byte(cfg.PIIHashKey))
+	if err != nil {
+		return fmt.Errorf("PII_HASH_KEY: %w", err)
+	}
+	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace, Hasher: hasher}
 	if cfg.SourcesFile != "" {
-		sources, err := renormalize.LoadFile(cfg.SourcesFile)
+		sources, err := renormalize.LoadFile(cfg.SourcesFile, hasher)
 		if err != nil {
 			return err
 		}

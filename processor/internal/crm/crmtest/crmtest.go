@@ -19,6 +19,7 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
 )
@@ -42,6 +43,10 @@ type Adapter struct {
 }
 
 var seq atomic.Int64
+
+// Hasher is the keyed hasher adapters under test are given (crm.ExternalID of leads without
+// an external id).
+var Hasher, _ = pii.NewHasher([]byte("crmtest-pii-hash-key-0123456789"))
 
 // Event returns a valid event for contact externalID (email derived from it).
 func Event(a Adapter, externalID, mode string) *event.Event {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
 )
 
@@ -33,6 +34,8 @@ type Config struct {
 	BaseURL     string // required, e.g. https://api.hubapi.com
 	AccessToken string // required: a private app token
 	HTTPClient  *http.Client
+	// Hasher makes the external id of leads without one (crm.ExternalID). Required.
+	Hasher *pii.Hasher
 }
 
 // Routes are the adapter's request patterns, for crm.Transport.
@@ -60,14 +63,14 @@ func New(cfg Config) *Client {
 
 // idProperty picks the unique property and its value: routing.upsert_key when set ("email"
 // means the email), else email when present, else DefaultIDProperty with the external id.
-func idProperty(ev *event.Event) (string, string) {
+func idProperty(ev *event.Event, h *pii.Hasher) (string, string) {
 	switch k := ev.Routing.UpsertKey; {
 	case k == "email" || (k == "" && ev.Identity.Email != ""):
 		return "email", strings.ToLower(ev.Identity.Email)
 	case k != "":
-		return k, crm.ExternalID(ev)
+		return k, crm.ExternalID(ev, h)
 	}
-	return DefaultIDProperty, crm.ExternalID(ev)
+	return DefaultIDProperty, crm.ExternalID(ev, h)
 }
 
 // Upsert writes ev; see the package comment for the endpoints.
@@ -76,7 +79,7 @@ func (c *Client) Upsert(ctx context.Context, ev *event.Event) (crm.Result, error
 	if object == "" {
 		object = DefaultObject
 	}
-	prop, id := idProperty(ev)
+	prop, id := idProperty(ev, c.cfg.Hasher)
 	if id == "" {
 		return crm.Result{}, failure.New(failure.Permanent, 0, "hubspot: upsert key "+prop+" has no value")
 	}

@@ -15,7 +15,7 @@ func TestConformance(t *testing.T) {
 			crmtest.Run(t, crmtest.Adapter{
 				CRM: "hubspot", Object: "contacts", UpsertKey: key, Routes: hubspot.Routes,
 				New: func(base string, hc *http.Client) crm.Upserter {
-					return hubspot.New(hubspot.Config{BaseURL: base, AccessToken: "pat-test", HTTPClient: hc})
+					return hubspot.New(hubspot.Config{BaseURL: base, AccessToken: "pat-test", HTTPClient: hc, Hasher: crmtest.Hasher})
 				},
 			})
 		})
