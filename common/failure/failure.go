@@ -26,6 +26,10 @@ const (
 	Outage Class = "outage"
 )
 
+// Unknown is the class recorded when nobody gave a reason (a dead-letter message without
+// failure attributes, of an event that recorded none). It is never decided, so Valid is false.
+const Unknown Class = "unknown"
+
 // Valid reports whether c is one of the known classes.
 func (c Class) Valid() bool {
 	switch c {

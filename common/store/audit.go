@@ -20,20 +20,20 @@ type AuditFilter struct {
 	Until  time.Time
 }
 
-// NewAuditRef returns a fresh audit entry reference, so a transaction can write the entry
-// together with the change it records.
-func (s *Store) NewAuditRef() *firestore.DocumentRef {
-	return s.fs.Collection(CollAudit).NewDoc()
+// newAuditRef is a fresh audit entry, so a transaction can write it together with the change
+// it records.
+func (s *Store) newAuditRef() *firestore.DocumentRef {
+	return s.fs.Collection(collAudit).NewDoc()
 }
 
 // AppendAudit writes one audit entry and returns its id. At defaults to now.
 func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
-	ref := s.NewAuditRef()
+	ref := s.newAuditRef()
 	if e.At.IsZero() {
 		e.At = s.Now()
 	}
 	if _, err := ref.Create(ctx, e); err != nil {
-		return "", fmt.Errorf("append audit: %w", Classify(err))
+		return "", fmt.Errorf("append audit: %w", classify(err))
 	}
 	LogAudit(ctx, ref.ID, e)
 	return ref.ID, nil
@@ -42,12 +42,12 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 // UpdateAuditOutcome sets the outcome and detail of an entry written earlier (for example
 // when a replay's publish was deferred to the outbox after the entry was committed).
 func (s *Store) UpdateAuditOutcome(ctx context.Context, id, outcome, detail string) error {
-	_, err := s.fs.Collection(CollAudit).Doc(id).Update(ctx, []firestore.Update{
+	_, err := s.fs.Collection(collAudit).Doc(id).Update(ctx, []firestore.Update{
 		{Path: "outcome", Value: outcome},
 		{Path: "detail", Value: detail},
 	})
 	if err != nil {
-		return fmt.Errorf("update audit %s: %w", id, Classify(err))
+		return fmt.Errorf("update audit %s: %w", id, classify(err))
 	}
 	return nil
 }
@@ -63,7 +63,7 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter, pageSize int, page
 	if pageSize <= 0 {
 		pageSize = 50
 	}
-	col := s.fs.Collection(CollAudit)
+	col := s.fs.Collection(collAudit)
 	q := col.Query
 	if f.Actor != "" {
 		q = q.Where("actor", "==", f.Actor)
@@ -97,7 +97,7 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter, pageSize int, page
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list audit: %w", Classify(err))
+			return nil, fmt.Errorf("list audit: %w", classify(err))
 		}
 		if len(page.Entries) == pageSize {
 			last := page.Entries[len(page.Entries)-1]

@@ -10,6 +10,8 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
+
+	"github.com/leadpipe/leadpipe/common/failure"
 )
 
 // ErrBadPageToken: a page token that this store did not hand out.
@@ -19,20 +21,20 @@ var ErrBadPageToken = errors.New("invalid page token")
 // record's creation time (when the event first reached the DLQ): Since inclusive, Until
 // exclusive.
 type DLQFilter struct {
-	Source       string    `firestore:"source,omitempty" json:"source,omitempty"`
-	FailureClass string    `firestore:"failure_class,omitempty" json:"failure_class,omitempty"`
-	Status       string    `firestore:"status,omitempty" json:"status,omitempty"`
-	Since        time.Time `firestore:"since,omitempty" json:"since,omitzero"`
-	Until        time.Time `firestore:"until,omitempty" json:"until,omitzero"`
+	Source       string        `firestore:"source,omitempty" json:"source,omitempty"`
+	FailureClass failure.Class `firestore:"failure_class,omitempty" json:"failure_class,omitempty"`
+	Status       DLQStatus     `firestore:"status,omitempty" json:"status,omitempty"`
+	Since        time.Time     `firestore:"since,omitempty" json:"since,omitzero"`
+	Until        time.Time     `firestore:"until,omitempty" json:"until,omitzero"`
 }
 
-// DLQRef returns the DLQ record reference for an event document id.
-func (s *Store) DLQRef(id string) *firestore.DocumentRef {
-	return s.fs.Collection(CollDLQ).Doc(id)
+// dlqRef is the DLQ record of an event document id.
+func (s *Store) dlqRef(id string) *firestore.DocumentRef {
+	return s.fs.Collection(collDLQ).Doc(id)
 }
 
-// DecodeDLQ reads a DLQ record from a snapshot; for callers running their own transactions.
-func DecodeDLQ(snap *firestore.DocumentSnapshot) (*DLQRecord, error) {
+// decodeDLQ reads a DLQ record from a snapshot.
+func decodeDLQ(snap *firestore.DocumentSnapshot) (*DLQRecord, error) {
 	var r DLQRecord
 	if err := snap.DataTo(&r); err != nil {
 		return nil, fmt.Errorf("decode dlq %s: %w", snap.Ref.ID, err)
@@ -43,12 +45,8 @@ func DecodeDLQ(snap *firestore.DocumentSnapshot) (*DLQRecord, error) {
 
 // GetDLQ reads one DLQ record; ErrNotFound when there is none.
 func (s *Store) GetDLQ(ctx context.Context, id string) (*DLQRecord, error) {
-	return get(ctx, s.DLQRef(id), "get dlq", DecodeDLQ)
+	return get(ctx, s.dlqRef(id), "get dlq", decodeDLQ)
 }
-
-// DecodeEvent reads an event document from a snapshot; for callers running their own
-// transactions over events and DLQ records.
-func DecodeEvent(snap *firestore.DocumentSnapshot) (*EventDoc, error) { return decodeEvent(snap) }
 
 // DLQCursor is the page token that continues a ListDLQ listing right after r, so a bulk job
 // can checkpoint after every record.
@@ -90,7 +88,7 @@ func (s *Store) ListDLQ(ctx context.Context, f DLQFilter, pageSize int, pageToke
 	if pageSize <= 0 {
 		pageSize = 50
 	}
-	q := s.fs.Collection(CollDLQ).Query
+	q := s.fs.Collection(collDLQ).Query
 	if f.Source != "" {
 		q = q.Where("source", "==", f.Source)
 	}
@@ -112,7 +110,7 @@ func (s *Store) ListDLQ(ctx context.Context, f DLQFilter, pageSize int, pageToke
 		if err != nil {
 			return nil, fmt.Errorf("list dlq: %w", err)
 		}
-		q = q.StartAfter(c.At, s.DLQRef(c.ID))
+		q = q.StartAfter(c.At, s.dlqRef(c.ID))
 	}
 	it := q.Limit(pageSize + 1).Documents(ctx)
 	defer it.Stop()
@@ -123,14 +121,14 @@ func (s *Store) ListDLQ(ctx context.Context, f DLQFilter, pageSize int, pageToke
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list dlq: %w", Classify(err))
+			return nil, fmt.Errorf("list dlq: %w", classify(err))
 		}
 		if len(page.Records) == pageSize {
 			last := page.Records[len(page.Records)-1]
 			page.NextPageToken = encodeCursor(last.CreatedAt, last.ID)
 			break
 		}
-		r, err := DecodeDLQ(snap)
+		r, err := decodeDLQ(snap)
 		if err != nil {
 			return nil, err
 		}
@@ -149,8 +147,8 @@ type DLQCount struct {
 // CountDLQ groups the records with the given status ("" for all) by failure class and source.
 // It reads at most limit records (only the grouped fields) and reports whether it stopped
 // there, so a huge backlog cannot make the triage page slow.
-func (s *Store) CountDLQ(ctx context.Context, statusFilter string, limit int) ([]DLQCount, bool, error) {
-	q := s.fs.Collection(CollDLQ).Select("failure_class", "source")
+func (s *Store) CountDLQ(ctx context.Context, statusFilter DLQStatus, limit int) ([]DLQCount, bool, error) {
+	q := s.fs.Collection(collDLQ).Select("failure_class", "source")
 	if statusFilter != "" {
 		q = q.Where("status", "==", statusFilter)
 	}
@@ -166,7 +164,7 @@ func (s *Store) CountDLQ(ctx context.Context, statusFilter string, limit int) ([
 			break
 		}
 		if err != nil {
-			return nil, false, fmt.Errorf("count dlq: %w", Classify(err))
+			return nil, false, fmt.Errorf("count dlq: %w", classify(err))
 		}
 		n++
 		if n > limit {

@@ -58,7 +58,7 @@ func (j *ReplayJob) Final() bool { return j.Status == JobDone || j.Status == Job
 var ErrJobLeased = errors.New("replay job held by another instance")
 
 func (s *Store) jobRef(id string) *firestore.DocumentRef {
-	return s.fs.Collection(CollReplayJobs).Doc(id)
+	return s.fs.Collection(collReplayJobs).Doc(id)
 }
 
 // CreateReplayJob stores a new job under j.ID (which the caller chooses).
@@ -69,7 +69,7 @@ func (s *Store) CreateReplayJob(ctx context.Context, j *ReplayJob) error {
 		j.Status = JobQueued
 	}
 	if _, err := s.jobRef(j.ID).Create(ctx, j); err != nil {
-		return fmt.Errorf("create replay job %s: %w", j.ID, Classify(err))
+		return fmt.Errorf("create replay job %s: %w", j.ID, classify(err))
 	}
 	return nil
 }
@@ -82,7 +82,7 @@ func (s *Store) GetReplayJob(ctx context.Context, id string) (*ReplayJob, error)
 // SaveReplayJob writes the job's progress (counters, cursor, status, lease) if owner still
 // holds its lease; ErrJobLeased otherwise.
 func (s *Store) SaveReplayJob(ctx context.Context, j *ReplayJob, owner string) error {
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snap, err := tx.Get(s.jobRef(j.ID))
 		if err != nil {
 			return err
@@ -101,7 +101,7 @@ func (s *Store) SaveReplayJob(ctx context.Context, j *ReplayJob, owner string) e
 		if errors.Is(err, ErrJobLeased) {
 			return fmt.Errorf("save replay job %s: %w", j.ID, err)
 		}
-		return fmt.Errorf("save replay job %s: %w", j.ID, Classify(err))
+		return fmt.Errorf("save replay job %s: %w", j.ID, classify(err))
 	}
 	return nil
 }
@@ -111,7 +111,7 @@ func (s *Store) SaveReplayJob(ctx context.Context, j *ReplayJob, owner string) e
 // another live owner holds it.
 func (s *Store) LeaseReplayJob(ctx context.Context, id, owner string, ttl time.Duration) (*ReplayJob, error) {
 	var out *ReplayJob
-	err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snap, err := tx.Get(s.jobRef(id))
 		if err != nil {
 			return err
@@ -140,7 +140,7 @@ func (s *Store) LeaseReplayJob(ctx context.Context, id, owner string, ttl time.D
 		return nil, fmt.Errorf("lease replay job %s: %w", id, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lease replay job %s: %w", id, Classify(err))
+		return nil, fmt.Errorf("lease replay job %s: %w", id, classify(err))
 	}
 	return out, nil
 }
@@ -149,7 +149,7 @@ func (s *Store) LeaseReplayJob(ctx context.Context, id, owner string, ttl time.D
 func (s *Store) UnfinishedReplayJobs(ctx context.Context, limit int) ([]*ReplayJob, error) {
 	var out []*ReplayJob
 	for _, st := range []string{JobQueued, JobRunning} {
-		it := s.fs.Collection(CollReplayJobs).Where("status", "==", st).Limit(limit).Documents(ctx)
+		it := s.fs.Collection(collReplayJobs).Where("status", "==", st).Limit(limit).Documents(ctx)
 		for {
 			snap, err := it.Next()
 			if errors.Is(err, iterator.Done) {
@@ -157,7 +157,7 @@ func (s *Store) UnfinishedReplayJobs(ctx context.Context, limit int) ([]*ReplayJ
 			}
 			if err != nil {
 				it.Stop()
-				return nil, fmt.Errorf("unfinished replay jobs: %w", Classify(err))
+				return nil, fmt.Errorf("unfinished replay jobs: %w", classify(err))
 			}
 			j, err := decodeJob(snap)
 			if err != nil {

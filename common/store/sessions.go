@@ -27,7 +27,7 @@ func (s *Store) SessionGeneration(ctx context.Context, actor string) (int64, err
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("session generation: %w", Classify(err))
+		return 0, fmt.Errorf("session generation: %w", classify(err))
 	}
 	g, _ := snap.Data()["generation"].(int64)
 	return g, nil
@@ -39,7 +39,7 @@ func (s *Store) RevokeSessions(ctx context.Context, actor string) error {
 		"generation": firestore.Increment(1), "revoked_at": s.Now(),
 	}, firestore.MergeAll)
 	if err != nil {
-		return fmt.Errorf("revoke sessions: %w", Classify(err))
+		return fmt.Errorf("revoke sessions: %w", classify(err))
 	}
 	return nil
 }

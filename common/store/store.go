@@ -2,6 +2,13 @@
 // idempotency record, its outbox and processing state), their attempt history, DLQ records,
 // the audit log and replay jobs.
 //
+// It is the one owner of the event lifecycle: every change of an event's state or a DLQ
+// record's status is an intent-named method here (Claim, Complete, Fail, Park, Unpark,
+// Quarantine in lifecycle.go; Replay, Discard, RecordDeadLetter, Resolve in operator.go), over
+// the typed vocabulary of vocab.go. Callers pass their decisions in as pure functions and never
+// see Firestore types, field paths or gRPC codes; the client and document references are
+// unexported. Every transaction is retried under contention by internal/txretry.
+//
 // Layout (document ids are event.DocID(idempotency_key): hashes, never personal data):
 //
 //	events/{doc_id}                    EventDoc
@@ -28,14 +35,14 @@ import (
 	"github.com/leadpipe/leadpipe/common/failure"
 )
 
-// Collection names.
+// Collection names (see the layout in the package comment).
 const (
-	CollEvents     = "events"
-	CollAttempts   = "attempts"
-	CollDLQ        = "dlq"
-	CollAudit      = "audit"
-	CollReplayJobs = "replay_jobs"
-	CollCRMHealth  = "crm_health"
+	collEvents     = "events"
+	collAttempts   = "attempts"
+	collDLQ        = "dlq"
+	collAudit      = "audit"
+	collReplayJobs = "replay_jobs"
+	collCRMHealth  = "crm_health"
 )
 
 // Sentinel outcomes. Callers test them with errors.Is.
@@ -44,8 +51,6 @@ var (
 	ErrDuplicate = errors.New("duplicate idempotency key")
 	// ErrNotFound: no such document.
 	ErrNotFound = errors.New("not found")
-	// ErrFenceSuperseded: a newer claim holds the event; the caller's result is not written.
-	ErrFenceSuperseded = errors.New("fence superseded")
 )
 
 // Store wraps a Firestore client.
@@ -59,23 +64,19 @@ func New(client *firestore.Client) *Store {
 	return &Store{fs: client, now: time.Now}
 }
 
-// Client exposes the Firestore client for packages that run their own transactions over the
-// store's documents (the processor's claim).
-func (s *Store) Client() *firestore.Client { return s.fs }
-
 // Now is the store's clock (UTC).
 func (s *Store) Now() time.Time { return s.now().UTC() }
 
 // SetClock replaces the clock; for tests.
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
-// EventRef returns the event document reference for a document id.
-func (s *Store) EventRef(docID string) *firestore.DocumentRef {
-	return s.fs.Collection(CollEvents).Doc(docID)
+// eventRef is the event document of a document id.
+func (s *Store) eventRef(docID string) *firestore.DocumentRef {
+	return s.fs.Collection(collEvents).Doc(docID)
 }
 
 // DocPath is the normalized_event_ref written into events: "events/{doc_id}".
-func DocPath(docID string) string { return CollEvents + "/" + docID }
+func DocPath(docID string) string { return collEvents + "/" + docID }
 
 // CreateEvent creates the event document if no document has its idempotency key. It returns
 // ErrDuplicate when one does. doc.DocID is derived from the key when empty.
@@ -91,19 +92,19 @@ func (s *Store) CreateEvent(ctx context.Context, doc *EventDoc) error {
 	if doc.State == "" {
 		doc.State = StateReceived
 	}
-	_, err := s.EventRef(doc.DocID).Create(ctx, doc)
+	_, err := s.eventRef(doc.DocID).Create(ctx, doc)
 	if status.Code(err) == codes.AlreadyExists {
 		return fmt.Errorf("create event %s: %w", doc.DocID, ErrDuplicate)
 	}
 	if err != nil {
-		return fmt.Errorf("create event %s: %w", doc.DocID, Classify(err))
+		return fmt.Errorf("create event %s: %w", doc.DocID, classify(err))
 	}
 	return nil
 }
 
 // GetEvent reads an event document by document id.
 func (s *Store) GetEvent(ctx context.Context, docID string) (*EventDoc, error) {
-	return get(ctx, s.EventRef(docID), "get event", decodeEvent)
+	return get(ctx, s.eventRef(docID), "get event", decodeEvent)
 }
 
 // get reads one document and decodes it: ErrNotFound when it does not exist, other errors
@@ -115,7 +116,7 @@ func get[T any](ctx context.Context, ref *firestore.DocumentRef, op string, deco
 		return zero, fmt.Errorf("%s %s: %w", op, ref.ID, ErrNotFound)
 	}
 	if err != nil {
-		return zero, fmt.Errorf("%s %s: %w", op, ref.ID, Classify(err))
+		return zero, fmt.Errorf("%s %s: %w", op, ref.ID, classify(err))
 	}
 	return decode(snap)
 }
@@ -134,11 +135,11 @@ func (s *Store) FindEvent(ctx context.Context, key string) (*EventDoc, error) {
 			return nil, err
 		}
 	}
-	it := s.fs.Collection(CollEvents).Where("event_id", "==", key).Limit(1).Documents(ctx)
+	it := s.fs.Collection(collEvents).Where("event_id", "==", key).Limit(1).Documents(ctx)
 	defer it.Stop()
 	snaps, err := it.GetAll()
 	if err != nil {
-		return nil, fmt.Errorf("find event: %w", Classify(err))
+		return nil, fmt.Errorf("find event: %w", classify(err))
 	}
 	if len(snaps) == 0 {
 		return nil, fmt.Errorf("find event: %w", ErrNotFound)
@@ -149,14 +150,14 @@ func (s *Store) FindEvent(ctx context.Context, key string) (*EventDoc, error) {
 // MarkPublished records that the event reached the leads topic and takes it out of the outbox.
 func (s *Store) MarkPublished(ctx context.Context, docID, messageID string) error {
 	now := s.Now()
-	_, err := s.EventRef(docID).Update(ctx, []firestore.Update{
+	_, err := s.eventRef(docID).Update(ctx, []firestore.Update{
 		{Path: "outbox_due_at", Value: firestore.Delete},
 		{Path: "published_at", Value: now},
 		{Path: "publish_message_id", Value: messageID},
 		{Path: "updated_at", Value: now},
 	})
 	if err != nil {
-		return fmt.Errorf("mark published %s: %w", docID, Classify(err))
+		return fmt.Errorf("mark published %s: %w", docID, classify(err))
 	}
 	return nil
 }
@@ -164,14 +165,14 @@ func (s *Store) MarkPublished(ctx context.Context, docID, messageID string) erro
 // DueForPublish returns up to limit events still in the outbox whose due time has passed,
 // oldest first.
 func (s *Store) DueForPublish(ctx context.Context, limit int) ([]*EventDoc, error) {
-	it := s.fs.Collection(CollEvents).
+	it := s.fs.Collection(collEvents).
 		Where("outbox_due_at", "<=", s.Now()).
 		OrderBy("outbox_due_at", firestore.Asc).
 		Limit(limit).Documents(ctx)
 	defer it.Stop()
 	snaps, err := it.GetAll()
 	if err != nil {
-		return nil, fmt.Errorf("outbox query: %w", Classify(err))
+		return nil, fmt.Errorf("outbox query: %w", classify(err))
 	}
 	out := make([]*EventDoc, 0, len(snaps))
 	for _, sn := range snaps {
@@ -187,26 +188,25 @@ func (s *Store) DueForPublish(ctx context.Context, limit int) ([]*EventDoc, erro
 // AddAttempt appends an attempt entry to the event's history. Attempt numbers are unique per
 // event, so a retried write of the same attempt overwrites itself rather than duplicating.
 func (s *Store) AddAttempt(ctx context.Context, docID string, a Attempt) error {
-	ref := s.AttemptRef(docID, a.Number)
+	ref := s.attemptRef(docID, a.Number)
 	if _, err := ref.Set(ctx, a); err != nil {
-		return fmt.Errorf("add attempt %s/%s: %w", docID, ref.ID, Classify(err))
+		return fmt.Errorf("add attempt %s/%s: %w", docID, ref.ID, classify(err))
 	}
 	return nil
 }
 
-// AttemptRef is the document of attempt number n of an event, for writers that record the
-// attempt inside their own transaction.
-func (s *Store) AttemptRef(docID string, n int) *firestore.DocumentRef {
-	return s.EventRef(docID).Collection(CollAttempts).Doc(fmt.Sprintf("%06d", n))
+// attemptRef is the document of attempt number n of an event.
+func (s *Store) attemptRef(docID string, n int) *firestore.DocumentRef {
+	return s.eventRef(docID).Collection(collAttempts).Doc(fmt.Sprintf("%06d", n))
 }
 
 // Attempts returns the event's attempt history in order.
 func (s *Store) Attempts(ctx context.Context, docID string) ([]Attempt, error) {
-	it := s.EventRef(docID).Collection(CollAttempts).OrderBy("number", firestore.Asc).Documents(ctx)
+	it := s.eventRef(docID).Collection(collAttempts).OrderBy("number", firestore.Asc).Documents(ctx)
 	defer it.Stop()
 	snaps, err := it.GetAll()
 	if err != nil {
-		return nil, fmt.Errorf("attempts %s: %w", docID, Classify(err))
+		return nil, fmt.Errorf("attempts %s: %w", docID, classify(err))
 	}
 	out := make([]Attempt, 0, len(snaps))
 	for _, sn := range snaps {
@@ -243,11 +243,11 @@ func decodeEvent(snap *firestore.DocumentSnapshot) (*EventDoc, error) {
 	return &d, nil
 }
 
-// Classify maps a Firestore error to a failure class: Unavailable, DeadlineExceeded,
+// classify maps a Firestore error to a failure class: Unavailable, DeadlineExceeded,
 // ResourceExhausted, Aborted and Internal are retryable; PermissionDenied and Unauthenticated
 // are auth; InvalidArgument and FailedPrecondition are permanent. Unknown errors are retryable.
 // The original error stays in the chain.
-func Classify(err error) error {
+func classify(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -276,15 +276,15 @@ func Classify(err error) error {
 
 // SetCRMHealth records a CRM's breaker state.
 func (s *Store) SetCRMHealth(ctx context.Context, h CRMHealth) error {
-	if _, err := s.fs.Collection(CollCRMHealth).Doc(h.CRM).Set(ctx, h); err != nil {
-		return fmt.Errorf("set crm health %s: %w", h.CRM, Classify(err))
+	if _, err := s.fs.Collection(collCRMHealth).Doc(h.CRM).Set(ctx, h); err != nil {
+		return fmt.Errorf("set crm health %s: %w", h.CRM, classify(err))
 	}
 	return nil
 }
 
 // CRMHealth reads a CRM's breaker state; ErrNotFound when the processor never wrote one.
 func (s *Store) CRMHealth(ctx context.Context, crm string) (*CRMHealth, error) {
-	return get(ctx, s.fs.Collection(CollCRMHealth).Doc(crm), "crm health", func(snap *firestore.DocumentSnapshot) (*CRMHealth, error) {
+	return get(ctx, s.fs.Collection(collCRMHealth).Doc(crm), "crm health", func(snap *firestore.DocumentSnapshot) (*CRMHealth, error) {
 		var h CRMHealth
 		if err := snap.DataTo(&h); err != nil {
 			return nil, fmt.Errorf("decode crm health %s: %w", crm, err)

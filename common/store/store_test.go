@@ -170,7 +170,7 @@ func TestGetEventRoundTrip(t *testing.T) {
 	doc.AttemptsBase = 1
 	doc.LeaseOwner = "proc-1"
 	doc.LeaseExpiresAt = t0.Add(time.Minute)
-	doc.FailureClass = string(failure.Retryable)
+	doc.FailureClass = failure.Retryable
 	if err := s.CreateEvent(ctx, doc); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestGetEventRoundTrip(t *testing.T) {
 		{"attempts", got.Attempts, 2},
 		{"attempts_base", got.AttemptsBase, 1},
 		{"lease_owner", got.LeaseOwner, "proc-1"},
-		{"failure_class", got.FailureClass, "retryable"},
+		{"failure_class", got.FailureClass, failure.Retryable},
 		{"event.identity", got.Event.Identity, doc.Event.Identity},
 		{"event.routing", got.Event.Routing, doc.Event.Routing},
 		{"event.attributes.first_name", got.Event.Attributes["first_name"], "Jane"},
@@ -392,7 +392,7 @@ func TestAttempts(t *testing.T) {
 		t.Fatalf("Attempts before any: got (%v, %v), want (empty, nil)", none, err)
 	}
 
-	mk := func(n int, outcome string) store.Attempt {
+	mk := func(n int, outcome store.AttemptOutcome) store.Attempt {
 		return store.Attempt{
 			Number: n, Fence: int64(n), Owner: "proc-a", MessageID: fmt.Sprintf("m%d", n), Delivery: n,
 			Outcome: outcome, Class: "retryable", Code: 503, Message: "crm 503", Tries: 3,
@@ -537,6 +537,7 @@ func TestClassify(t *testing.T) {
 // TestClassifyThroughClient drives real errors out of the Firestore client with the
 // emulator's fault injection and checks what the store hands back.
 func TestClassifyThroughClient(t *testing.T) {
+	env.NeedEmbedded(t, "Firestore fault injection")
 	ctx := context.Background()
 	faults := env.Firestore.Faults()
 

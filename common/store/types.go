@@ -4,37 +4,15 @@ import (
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/event"
+	"github.com/leadpipe/leadpipe/common/failure"
 )
-
-// State is an event's processing state.
-//
-//	received -> processing -> succeeded
-//	processing -> failed -> processing (retry)
-//	any non-terminal -> quarantined (DLQ)
-//	quarantined -> received only through a replay
-//	discarded is terminal
-type State string
-
-// Event states.
-const (
-	StateReceived    State = "received"
-	StateProcessing  State = "processing"
-	StateSucceeded   State = "succeeded"
-	StateFailed      State = "failed"
-	StateQuarantined State = "quarantined"
-	StateDiscarded   State = "discarded"
-)
-
-// Terminal reports whether no delivery can move the event on (only a replay can, from
-// quarantined).
-func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateQuarantined || s == StateDiscarded
-}
 
 // EventDoc is the Firestore event document: the normalized event plus its idempotency record,
 // outbox state, processing lease and result.
 type EventDoc struct {
-	DocID      string    `firestore:"-"`
+	DocID string `firestore:"-"`
+	// UpdateTime is the document's update time as read; informational only (Google's emulator cuts
+	// it to milliseconds, so nothing in the store relies on it for ordering or preconditions).
 	UpdateTime time.Time `firestore:"-"`
 
 	IdempotencyKey string      `firestore:"idempotency_key"`
@@ -75,13 +53,16 @@ type EventDoc struct {
 	ResultFence   int64     `firestore:"result_fence,omitempty"`
 
 	// Failure: the last classified failure; set with state failed or quarantined.
-	FailureClass  string    `firestore:"failure_class,omitempty"`
-	ErrorMessage  string    `firestore:"error_message,omitempty"`
-	QuarantinedAt time.Time `firestore:"quarantined_at,omitempty"`
-	QuarantinedBy string    `firestore:"quarantined_by,omitempty"`
+	FailureClass  failure.Class `firestore:"failure_class,omitempty"`
+	ErrorMessage  string        `firestore:"error_message,omitempty"`
+	QuarantinedAt time.Time     `firestore:"quarantined_at,omitempty"`
+	QuarantinedBy Origin        `firestore:"quarantined_by,omitempty"`
 	// DLQPublishedAt is when the processor's quarantine message reached leads-dlq; zero on a
 	// quarantined event means the publish is still owed (the next delivery re-publishes).
 	DLQPublishedAt time.Time `firestore:"dlq_published_at,omitempty"`
+
+	// ParkedAt is when the event was parked (state parked) because its CRM's circuit was open.
+	ParkedAt time.Time `firestore:"parked_at,omitempty"`
 
 	// ExpireAt is when Firestore's TTL policy may delete the document (set once it succeeded).
 	ExpireAt time.Time `firestore:"expire_at,omitempty"`
@@ -93,51 +74,43 @@ type EventDoc struct {
 
 // Attempt is one processing attempt, kept as an audit entry under the event.
 type Attempt struct {
-	Number     int       `firestore:"number" json:"number"`
-	Fence      int64     `firestore:"fence" json:"fence"`
-	Owner      string    `firestore:"owner" json:"owner"`
-	MessageID  string    `firestore:"message_id,omitempty" json:"message_id,omitempty"`
-	Delivery   int       `firestore:"delivery_attempt,omitempty" json:"delivery_attempt,omitempty"`
-	ReplayID   string    `firestore:"replay_id,omitempty" json:"replay_id,omitempty"`
-	Outcome    string    `firestore:"outcome" json:"outcome"` // succeeded, failed, quarantined, superseded
-	Class      string    `firestore:"class,omitempty" json:"class,omitempty"`
-	Code       int       `firestore:"code,omitempty" json:"code,omitempty"`
-	Message    string    `firestore:"message,omitempty" json:"message,omitempty"`
-	Tries      int       `firestore:"tries,omitempty" json:"tries,omitempty"` // CRM calls made within the attempt
-	StartedAt  time.Time `firestore:"started_at" json:"started_at"`
-	FinishedAt time.Time `firestore:"finished_at" json:"finished_at"`
+	Number     int            `firestore:"number" json:"number"`
+	Fence      int64          `firestore:"fence" json:"fence"`
+	Owner      string         `firestore:"owner" json:"owner"`
+	MessageID  string         `firestore:"message_id,omitempty" json:"message_id,omitempty"`
+	Delivery   int            `firestore:"delivery_attempt,omitempty" json:"delivery_attempt,omitempty"`
+	ReplayID   string         `firestore:"replay_id,omitempty" json:"replay_id,omitempty"`
+	Outcome    AttemptOutcome `firestore:"outcome" json:"outcome"`
+	Class      failure.Class  `firestore:"class,omitempty" json:"class,omitempty"`
+	Code       int            `firestore:"code,omitempty" json:"code,omitempty"`
+	Message    string         `firestore:"message,omitempty" json:"message,omitempty"`
+	Tries      int            `firestore:"tries,omitempty" json:"tries,omitempty"` // CRM calls made within the attempt
+	StartedAt  time.Time      `firestore:"started_at" json:"started_at"`
+	FinishedAt time.Time      `firestore:"finished_at" json:"finished_at"`
 	// ExpireAt is when Firestore's TTL policy may delete the entry; zero keeps it.
 	ExpireAt time.Time `firestore:"expire_at,omitempty" json:"-"`
 }
 
-// DLQ record statuses.
-const (
-	DLQOpen      = "open"
-	DLQReplayed  = "replayed"
-	DLQDiscarded = "discarded"
-	DLQResolved  = "resolved"
-)
-
 // DLQRecord is one dead-lettered event, however many times it was dead-lettered.
 type DLQRecord struct {
-	ID              string    `firestore:"-" json:"id"` // = event doc id
-	IdempotencyKey  string    `firestore:"idempotency_key" json:"idempotency_key"`
-	EventID         string    `firestore:"event_id" json:"event_id"`
-	Source          string    `firestore:"source" json:"source"`
-	EventType       string    `firestore:"event_type" json:"event_type"`
-	FirstReceivedAt time.Time `firestore:"first_received_at" json:"first_received_at"`
-	LastAttemptAt   time.Time `firestore:"last_attempt_at,omitempty" json:"last_attempt_at,omitzero"`
-	AttemptCount    int       `firestore:"attempt_count" json:"attempt_count"`
-	FailureClass    string    `firestore:"failure_class" json:"failure_class"`
-	ErrorMessage    string    `firestore:"error_message" json:"error_message"`
-	// ReasonSource says where the reason came from: processor, ingest, pubsub, event.
-	ReasonSource string `firestore:"reason_source" json:"reason_source"`
+	ID              string        `firestore:"-" json:"id"` // = event doc id
+	IdempotencyKey  string        `firestore:"idempotency_key" json:"idempotency_key"`
+	EventID         string        `firestore:"event_id" json:"event_id"`
+	Source          string        `firestore:"source" json:"source"`
+	EventType       string        `firestore:"event_type" json:"event_type"`
+	FirstReceivedAt time.Time     `firestore:"first_received_at" json:"first_received_at"`
+	LastAttemptAt   time.Time     `firestore:"last_attempt_at,omitempty" json:"last_attempt_at,omitzero"`
+	AttemptCount    int           `firestore:"attempt_count" json:"attempt_count"`
+	FailureClass    failure.Class `firestore:"failure_class" json:"failure_class"`
+	ErrorMessage    string        `firestore:"error_message" json:"error_message"`
+	// ReasonSource says where the reason came from.
+	ReasonSource Origin `firestore:"reason_source" json:"reason_source"`
 	// DeadLetterCount counts how many dead-letter messages arrived for this event.
 	DeadLetterCount    int       `firestore:"dead_letter_count" json:"dead_letter_count"`
 	LastDeadLetteredAt time.Time `firestore:"last_dead_lettered_at" json:"last_dead_lettered_at"`
 	NormalizedEventRef string    `firestore:"normalized_event_ref" json:"normalized_event_ref"`
 	RawEventRef        string    `firestore:"raw_event_ref,omitempty" json:"raw_event_ref,omitempty"`
-	Status             string    `firestore:"status" json:"status"`
+	Status             DLQStatus `firestore:"status" json:"status"`
 	StatusChangedAt    time.Time `firestore:"status_changed_at,omitempty" json:"status_changed_at,omitzero"`
 	StatusChangedBy    string    `firestore:"status_changed_by,omitempty" json:"status_changed_by,omitempty"`
 	CreatedAt          time.Time `firestore:"created_at" json:"created_at"`
@@ -158,18 +131,10 @@ type AuditEntry struct {
 	Outcome  string    `firestore:"outcome,omitempty" json:"outcome,omitempty"`
 }
 
-// CRM health states, written by the processor's circuit breaker to crm_health/{crm} and read by
-// the replayer's auto-replay.
-const (
-	CRMClosed   = "closed"
-	CRMOpen     = "open"
-	CRMHalfOpen = "half_open"
-)
-
 // CRMHealth is the last known state of one CRM's circuit breaker.
 type CRMHealth struct {
 	CRM           string    `firestore:"crm" json:"crm"`
-	State         string    `firestore:"state" json:"state"`
+	State         CRMState  `firestore:"state" json:"state"`
 	ChangedAt     time.Time `firestore:"changed_at" json:"changed_at"`
 	LastSuccessAt time.Time `firestore:"last_success_at,omitempty" json:"last_success_at,omitzero"`
 	LastFailureAt time.Time `firestore:"last_failure_at,omitempty" json:"last_failure_at,omitzero"`

@@ -68,6 +68,11 @@ type Config struct {
 	SweepToken string `env:"SWEEP_TOKEN"`
 }
 
+// Base is the shared part of the configuration.
+func (c *Config) Base() config.Base {
+	return config.Base{Server: c.Server, GCP: c.GCP, Telemetry: c.Telemetry, Logging: c.Logging}
+}
+
 // Validate checks bounds.
 func (c *Config) Validate() error {
 	var errs []error

@@ -159,15 +159,30 @@ func TestFiftyConcurrentDuplicates(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Google's Firestore emulator serialises the fifty writes behind its locks, so on a busy
+	// machine some exceed PERSIST_TIMEOUT and answer 503 (retry later): the sender retries
+	// those, as senders do, and must then get 200 duplicate. The embedded emulator answers no 503.
+	for retry := 0; count[http.StatusServiceUnavailable] > 0 && retry < 5; retry++ {
+		if env.Embedded() {
+			t.Errorf("answers = %v: 503 on the embedded emulator", count)
+			break
+		}
+		n := count[http.StatusServiceUnavailable]
+		delete(count, http.StatusServiceUnavailable)
+		for range n {
+			count[f.do(f.request(l)).code]++
+		}
+	}
 	if count[http.StatusAccepted] != 1 || count[http.StatusOK] != 49 {
 		t.Errorf("answers = %v, want one 202 and 49 200", count)
 	}
 	if n := len(messages("leads", l.key())); n != 1 {
 		t.Errorf("published %d times, want 1", n)
 	}
-	n, err := f.store.Client().Collection(store.CollEvents).Where("idempotency_key", "==", l.key()).Documents(context.Background()).GetAll()
-	if err != nil || len(n) != 1 {
-		t.Errorf("event documents with the key = %d (%v), want 1", len(n), err)
+	// The document id is the key's hash, so one document per key is the store's invariant;
+	// the lookup by key proves it was written once and is readable.
+	if d, err := f.store.FindEvent(context.Background(), l.key()); err != nil || d.IdempotencyKey != l.key() {
+		t.Errorf("event document of the key: got (%v, %v), want it", d, err)
 	}
 }
 
@@ -287,6 +302,7 @@ func TestQuarantined(t *testing.T) {
 }
 
 func TestFirestoreDownAnswers503(t *testing.T) {
+	env.NeedEmbedded(t, "Firestore fault injection takes Firestore down")
 	f := newFixture(t, map[string]string{"PERSIST_TIMEOUT": "1s"})
 	l := newLead(t)
 	env.Firestore.Faults().FailNext("Commit", 1000, codes.Unavailable)
@@ -297,7 +313,7 @@ func TestFirestoreDownAnswers503(t *testing.T) {
 	if n := len(messages("leads", l.key())); n != 0 {
 		t.Errorf("published %d messages while Firestore was down", n)
 	}
-	env.Firestore.Faults().Clear()
+	env.ClearFaults()
 	if f.eventDoc(l.key()) != nil {
 		t.Error("event document exists after a failed create")
 	}
@@ -382,14 +398,16 @@ func TestPublishFailureThenSweep(t *testing.T) {
 }
 
 func TestDuplicatePublishesWhatWasNeverPublished(t *testing.T) {
-	f := newFixture(t, map[string]string{"PUBLISH_GRACE": "100ms", "PUBLISH_TIMEOUT": "1s"})
+	// The grace must outlast the winner's claim, publish and mark: on Google's Firestore
+	// emulator, whose locks make the ten contending duplicates wait, that took over 100 ms.
+	f := newFixture(t, map[string]string{"PUBLISH_GRACE": "600ms", "PUBLISH_TIMEOUT": "1s"})
 	l := newLead(t)
 	f.calls.failPubSub.Store(true)
 	if a := f.do(f.request(l)); a.code != http.StatusAccepted {
 		t.Fatalf("answer = %d", a.code)
 	}
 	f.calls.failPubSub.Store(false)
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(650 * time.Millisecond)
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {

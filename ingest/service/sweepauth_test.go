@@ -71,8 +71,9 @@ func sign(t *testing.T, key *rsa.PrivateKey, claims map[string]any) string {
 func TestSweepRequiresTheSchedulersOIDCToken(t *testing.T) {
 	const aud, sa = "https://ingest.example.run.app/internal/sweep", "scheduler@proj.iam.gserviceaccount.com"
 	g := newGoogleKeys(t)
-	f := newFixtureWith(t, map[string]string{"SWEEP_AUTH": "oidc", "SWEEP_AUDIENCE": aud, "SWEEP_SERVICE_ACCOUNTS": "other@proj.iam.gserviceaccount.com, " + sa},
-		func(co *clientOptions) { co.validate = g.validator(t) })
+	sweepValidate = g.validator(t)
+	t.Cleanup(func() { sweepValidate = nil })
+	f := newFixture(t, map[string]string{"SWEEP_AUTH": "oidc", "SWEEP_AUDIENCE": aud, "SWEEP_SERVICE_ACCOUNTS": "other@proj.iam.gserviceaccount.com, " + sa})
 	claims := func(mut func(map[string]any)) map[string]any {
 		now := time.Now()
 		c := map[string]any{"iss": "https://accounts.google.com", "aud": aud, "sub": "1234", "email": sa, "email_verified": true,

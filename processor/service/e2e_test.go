@@ -332,7 +332,7 @@ func TestLeaseExpiresMidFlight(t *testing.T) {
 	if err != nil || len(hist) != 2 {
 		t.Fatalf("attempt history: got %d entries (%v), want 2", len(hist), err)
 	}
-	outcomes := map[string]bool{hist[0].Outcome: true, hist[1].Outcome: true}
+	outcomes := map[store.AttemptOutcome]bool{hist[0].Outcome: true, hist[1].Outcome: true}
 	if !outcomes["succeeded"] || !outcomes["superseded"] {
 		t.Errorf("attempt outcomes: got %+v, want succeeded and superseded", hist)
 	}

@@ -111,7 +111,7 @@ func TestTriagePageInBrowser(t *testing.T) {
 	if !strings.Contains(list, id[:12]) || !strings.Contains(list, "permanent") || !strings.Contains(list, "retryable") {
 		t.Errorf("list does not show the quarantined leads:\n%s", list)
 	}
-	if status != store.DLQReplayed || state != string(store.StateReceived) || !strings.Contains(flash, "Replayed") {
+	if status != string(store.DLQReplayed) || state != string(store.StateReceived) || !strings.Contains(flash, "Replayed") {
 		t.Errorf("after replay: status %q state %q flash %q, want replayed/received/Replayed", status, state, flash)
 	}
 	if !formGone || !strings.Contains(note, "Replayed at") || !strings.Contains(note, "by alice") {

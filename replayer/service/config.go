@@ -67,6 +67,11 @@ type Config struct {
 	SourcesFile string `env:"SOURCES_FILE"`
 }
 
+// Base is the shared part of the configuration.
+func (c *Config) Base() config.Base {
+	return config.Base{Server: c.Server, GCP: c.GCP, Telemetry: c.Telemetry, Logging: c.Logging}
+}
+
 // Validate checks the combinations.
 func (c *Config) Validate() error {
 	var errs []error

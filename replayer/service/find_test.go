@@ -1,15 +1,11 @@
 package service_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
-
-	"cloud.google.com/go/firestore"
 
 	"github.com/leadpipe/leadpipe/common/store"
 )
@@ -57,19 +53,8 @@ func findPath(q string) string { return "/ui/events?q=" + url.QueryEscape(q) }
 func seedSucceeded(t *testing.T, n, crmID string) string {
 	t.Helper()
 	ev := newEvent(n)
-	id := seed(t, ev, store.StateSucceeded, 0)
-	ctx := context.Background()
-	now := time.Now().UTC()
-	if err := st.AddAttempt(ctx, id, store.Attempt{Number: 1, Fence: 1, Owner: "proc-1", Outcome: "succeeded", Code: 201,
-		StartedAt: now, FinishedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.EventRef(id).Update(ctx, []firestore.Update{
-		{Path: "attempts", Value: 1}, {Path: "crm_record_id", Value: crmID},
-		{Path: "crm_status_code", Value: 201}, {Path: "completed_at", Value: now},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	id := seed(t, ev, store.StateReceived, 0)
+	process(t, id, store.StateSucceeded, store.Result{RecordID: crmID, StatusCode: 201})
 	return id
 }
 

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/leadpipe/leadpipe/common/event"
+	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/devstack/devstacktest"
@@ -121,14 +121,14 @@ func seed(t *testing.T, ev event.Event, s store.State, attempts int) string {
 		LastAttemptAt: time.Now().UTC(),
 	}
 	if s == store.StateQuarantined {
-		doc.FailureClass, doc.ErrorMessage = "permanent", "crm said 400: INVALID_FIELD"
+		doc.FailureClass, doc.ErrorMessage = failure.Permanent, "crm said 400: INVALID_FIELD"
 	}
 	ctx := context.Background()
 	if err := st.CreateEvent(ctx, doc); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= attempts; i++ {
-		if err := st.AddAttempt(ctx, doc.DocID, store.Attempt{Number: i, Fence: int64(i), Owner: "proc-1", Outcome: "failed",
+		if err := st.AddAttempt(ctx, doc.DocID, store.Attempt{Number: i, Fence: int64(i), Owner: "proc-1", Outcome: store.AttemptFailed,
 			Class: "permanent", Code: 400, Message: "INVALID_FIELD", StartedAt: time.Now().UTC(), FinishedAt: time.Now().UTC()}); err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +245,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // leadsMessages returns the messages published to leads for an idempotency key.
 func leadsMessages(key string) []map[string]string {
 	var out []map[string]string
-	for _, m := range env.PubSub.Messages(leadsTop) {
+	for _, m := range env.Messages(leadsTop) {
 		if m.Attributes[pushmsg.AttrIdempotencyKey] == key {
 			out = append(out, m.Attributes)
 		}
@@ -262,11 +262,34 @@ func getEvent(t *testing.T, id string) *store.EventDoc {
 	return d
 }
 
-func setState(t *testing.T, id string, s store.State) {
+// setState moves the event to s (succeeded or quarantined) the way the processor does: it
+// claims the event and records that verdict. It returns the lease's attempt.
+func setState(t *testing.T, id string, s store.State) int {
 	t.Helper()
-	if _, err := st.EventRef(id).Update(context.Background(), []firestore.Update{{Path: "state", Value: s}}); err != nil {
-		t.Fatal(err)
+	return process(t, id, s, store.Result{RecordID: "00Q-test"})
+}
+
+func process(t *testing.T, id string, s store.State, r store.Result) int {
+	t.Helper()
+	ctx := context.Background()
+	d := getEvent(t, id)
+	l, err := st.Claim(ctx, &d.Event, store.LeasePolicy{Owner: "test-processor", TTL: time.Minute, MaxAttempts: 100})
+	if err != nil {
+		t.Fatalf("claim %s: %v", id, err)
 	}
+	att := &store.Attempt{Number: l.Attempt, Fence: l.Fence, Owner: l.Owner, Code: r.StatusCode, StartedAt: l.StartedAt}
+	switch s {
+	case store.StateSucceeded:
+		_, err = st.Complete(ctx, l, r, att)
+	case store.StateQuarantined:
+		_, err = st.Quarantine(ctx, l, store.Reason{Class: failure.Permanent, Message: "crm said 400: INVALID_FIELD"}, att)
+	default:
+		t.Fatalf("setState %s: not a verdict", s)
+	}
+	if err != nil {
+		t.Fatalf("%s %s: %v", s, id, err)
+	}
+	return l.Attempt
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }

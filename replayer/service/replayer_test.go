@@ -82,7 +82,7 @@ func TestReasonPrecedence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.FailureClass != tc.wantClass || r.ReasonSource != tc.wantSource || !contains(r.ErrorMessage, tc.wantMsg) {
+			if string(r.FailureClass) != tc.wantClass || string(r.ReasonSource) != tc.wantSource || !contains(r.ErrorMessage, tc.wantMsg) {
 				t.Errorf("got %s/%s %q, want %s/%s %q", r.FailureClass, r.ReasonSource, r.ErrorMessage, tc.wantClass, tc.wantSource, tc.wantMsg)
 			}
 		})

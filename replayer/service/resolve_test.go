@@ -28,7 +28,7 @@ func TestReplayedRecordResolvesOnceTheEventSucceeds(t *testing.T) {
 	if sum.Resolved != 1 {
 		t.Errorf("resolved = %d, want 1 (%+v)", sum.Resolved, sum)
 	}
-	for id, want := range map[string]string{idDone: store.DLQResolved, idPending: store.DLQReplayed} {
+	for id, want := range map[string]store.DLQStatus{idDone: store.DLQResolved, idPending: store.DLQReplayed} {
 		var got api.Detail
 		call(t, "GET", "/v1/dlq/"+id, aliceToken, nil, &got)
 		if got.Record == nil || got.Record.Status != want {

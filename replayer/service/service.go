@@ -1,6 +1,6 @@
-// Package service wires the replayer service: it loads its configuration, builds its
-// dependencies and serves HTTP until the context ends. The command in cmd/replayer and devstack
-// both call Run.
+// Package service builds the replayer service: New(ctx, cfg, deps) returns a Service with
+// Handler and Close, and Run (app.Runner over New) is what the command, devstack and the tests
+// run.
 package service
 
 import (
@@ -11,9 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/storage"
 	"go.opentelemetry.io/otel"
 
 	"github.com/leadpipe/leadpipe/common/app"
@@ -34,64 +31,47 @@ import (
 	"github.com/leadpipe/leadpipe/replayer/internal/triage"
 )
 
-// Run serves the replayer service on srv until ctx ends, reading configuration through env.
-// Bulk replay jobs and the auto-replay ticker run on goroutines of ctx and are waited for
-// before Run returns.
+// Run serves the replayer until ctx ends, with configuration from env, on srv (nil: on PORT).
+// It is app.Runner over New: the command, devstack and the tests all run it.
 func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
-	var cfg Config
-	if err := config.Load(ctx, &cfg, env); err != nil {
-		return err
-	}
-	srv.WithShutdownTimeout(cfg.Server.ShutdownTimeout)
-	shutdown, err := telemetry.Setup(ctx, cfg.Telemetry, "replayer", cfg.GCP.ProjectID)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = shutdown(context.WithoutCancel(ctx)) }()
+	return run(ctx, env, srv)
+}
 
-	fs, err := firestore.NewClientWithDatabase(ctx, cfg.GCP.ProjectID, cfg.GCP.FirestoreDatabase)
-	if err != nil {
-		return fmt.Errorf("firestore: %w", err)
-	}
-	defer fs.Close()
-	ps, err := pubsub.NewClient(ctx, cfg.GCP.ProjectID)
-	if err != nil {
-		return fmt.Errorf("pubsub: %w", err)
-	}
-	defer ps.Close()
-	gcs, err := storage.NewClient(ctx)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	defer gcs.Close()
+var run = app.Runner("replayer", func(ctx context.Context, cfg *Config, d app.Deps) (app.Service, error) {
+	return New(ctx, cfg, d)
+})
 
-	st := store.New(fs)
-	raw := archive.New(gcs, cfg.GCP.Bucket())
-	topic := replay.NewTopicPublisher(ps, cfg.GCP.LeadsTopic)
-	defer topic.Stop()
-	pub := newTracedPublisher(topic)
+// Service is the built replayer: the DLQ push endpoint, the API, the triage page, and the bulk
+// jobs and auto-replay ticker running in the background until Close.
+type Service struct {
+	handler http.Handler
+	stopBG  context.CancelFunc
+	done    chan struct{}
+	topic   *replay.TopicPublisher
+}
+
+var _ app.Service = (*Service)(nil)
+
+// New builds the replayer on deps (Store, PubSub, Storage; TracerProvider for replay spans)
+// and starts its background work (bulk jobs, auto-replay) on a context derived from ctx.
+func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
+	st := deps.Store
+	raw := archive.New(deps.Storage, cfg.GCP.Bucket())
 	hasher, err := pii.NewHasher([]byte(cfg.PIIHashKey))
 	if err != nil {
-		return fmt.Errorf("PII_HASH_KEY: %w", err)
+		return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
 	}
 	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace, Hasher: hasher}
 	if cfg.SourcesFile != "" {
 		sources, err := renormalize.LoadFile(cfg.SourcesFile, hasher)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		opts.Renormalizer = renormalize.New(sources, raw)
 	}
-	rp := replay.New(st, pub, opts)
-	tracer := otel.Tracer(meterName)
-	jobs := bulk.NewRunner(st, kindReplayer{rp, actorBulk, tracer}, bulk.Options{RatePerSec: cfg.ReplayRatePerSec, MaxPerJob: cfg.BulkMax})
-	auto := autoreplay.New(st, kindReplayer{rp, actorAuto, tracer}, autoreplay.Options{
-		Cooldown: cfg.AutoReplayCooldown, MaxReplays: cfg.AutoReplayMaxReplays, RatePerSec: cfg.ReplayRatePerSec,
-	})
-
-	authn, err := authenticator(&cfg)
+	authn, err := authenticator(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key := []byte(cfg.SessionKey)
 	if len(key) == 0 {
@@ -100,9 +80,21 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	}
 	sessions, err := auth.NewSessions(key, cfg.SessionTTL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sessions.Gens = sessionGenerations{st}
+	topic := replay.NewTopicPublisher(deps.PubSub, cfg.GCP.LeadsTopic)
+	pub := newTracedPublisher(topic)
+	rp := replay.New(st, pub, opts)
+	tp := deps.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	tracer := tp.Tracer(meterName)
+	jobs := bulk.NewRunner(st, kindReplayer{rp, actorBulk, tracer}, bulk.Options{RatePerSec: cfg.ReplayRatePerSec, MaxPerJob: cfg.BulkMax})
+	auto := autoreplay.New(st, kindReplayer{rp, actorAuto, tracer}, autoreplay.Options{
+		Cooldown: cfg.AutoReplayCooldown, MaxReplays: cfg.AutoReplayMaxReplays, RatePerSec: cfg.ReplayRatePerSec,
+	})
 
 	mux := http.NewServeMux()
 	app.Health(mux, func(ctx context.Context) error {
@@ -122,16 +114,25 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	(&triage.Page{API: a, Authn: authn, Sessions: sessions}).Register(mux)
 
 	bg, stopBG := context.WithCancel(ctx)
-	done := make(chan struct{})
+	s := &Service{handler: telemetry.Handler(mux), stopBG: stopBG, done: make(chan struct{}), topic: topic}
 	go func() {
-		defer close(done)
+		defer close(s.done)
 		background(bg, jobs, auto, cfg.AutoReplayInterval)
 	}()
-	logging.FromContext(ctx).InfoContext(ctx, "replayer: serving", "addr", srv.Addr(), "auth_mode", cfg.AuthMode, "push_auth", cfg.PushAuth)
-	err = srv.ServeHTTP(ctx, telemetry.Handler(mux))
-	stopBG()
-	<-done
-	return err
+	logging.FromContext(ctx).InfoContext(ctx, "replayer built", "auth_mode", cfg.AuthMode, "push_auth", cfg.PushAuth)
+	return s, nil
+}
+
+// Handler serves the DLQ push endpoint, the API, the triage page and health.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Close stops the bulk jobs and the auto-replay ticker, waits for them, and flushes the leads
+// publisher.
+func (s *Service) Close() error {
+	s.stopBG()
+	<-s.done
+	s.topic.Stop()
+	return nil
 }
 
 // background runs bulk jobs and, with an interval, the auto-replay ticker, until ctx ends.

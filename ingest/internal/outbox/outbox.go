@@ -5,8 +5,8 @@
 //
 // Flooding is avoided in two ways. The request that creates an event publishes it at once,
 // without a claim; anyone else (a duplicate delivery, a sweep) must first claim the entry with
-// store.ClaimOutbox, a precondition on the document's update time that exactly one concurrent
-// claimer wins and that moves the due time on by the outbox delay. Duplicates also leave an
+// store.ClaimOutbox, a transaction requiring the state and due time it read, which exactly one
+// concurrent claimer wins and which moves the due time on by the outbox delay. Duplicates also leave an
 // entry alone while it was touched less than Options.Grace ago: its creator (or the claim's
 // winner) is still publishing it, and a claim read just before MarkPublished would otherwise
 // win a second time.
@@ -243,7 +243,7 @@ func (o *Outbox) message(ctx context.Context, doc *store.EventDoc) (Publisher, *
 	switch {
 	case doc.State == store.StateReceived:
 		pub = o.leads
-	case doc.State == store.StateQuarantined && doc.QuarantinedBy == QuarantinedByIngest && doc.PublishedAt.IsZero():
+	case doc.State == store.StateQuarantined && doc.QuarantinedBy == store.ByIngest && doc.PublishedAt.IsZero():
 		pub = o.dlq
 	default:
 		return nil, nil, nil
@@ -255,9 +255,6 @@ func (o *Outbox) message(ctx context.Context, doc *store.EventDoc) (Publisher, *
 	return pub, &pubsub.Message{Data: data, Attributes: Attributes(ctx, doc), OrderingKey: doc.Event.ContactKey(o.opts.Hasher)}, nil
 }
 
-// QuarantinedByIngest is the quarantined_by value of events ingest could not use.
-const QuarantinedByIngest = "ingest"
-
 // Attributes are the message attributes of doc: those of the design brief, replay_id when the
 // event is being replayed, and the failure attributes for an event ingest quarantined.
 // traceparent is the span in ctx.
@@ -265,11 +262,11 @@ func Attributes(ctx context.Context, doc *store.EventDoc) map[string]string {
 	a := pushmsg.EventAttributes(ctx, &doc.Event, doc.LastReplayID)
 	if doc.State == store.StateQuarantined {
 		for k, v := range map[string]string{
-			pushmsg.AttrFailureClass:    doc.FailureClass,
+			pushmsg.AttrFailureClass:    string(doc.FailureClass),
 			pushmsg.AttrErrorMessage:    doc.ErrorMessage,
 			pushmsg.AttrAttemptCount:    strconv.Itoa(doc.Attempts),
 			pushmsg.AttrFirstReceivedAt: doc.Event.Audit.ReceivedAt.UTC().Format(time.RFC3339Nano),
-			pushmsg.AttrQuarantinedBy:   doc.QuarantinedBy,
+			pushmsg.AttrQuarantinedBy:   string(doc.QuarantinedBy),
 		} {
 			if v != "" {
 				a[k] = v

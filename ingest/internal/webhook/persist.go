@@ -12,7 +12,6 @@ import (
 	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/mapping"
 	"github.com/leadpipe/leadpipe/common/store"
-	"github.com/leadpipe/leadpipe/ingest/internal/outbox"
 )
 
 // delivery is one verified POST on its way to storage.
@@ -48,9 +47,9 @@ func (d *delivery) eventDoc(ev event.Event, delay time.Duration) *store.EventDoc
 func (d *delivery) quarantineDoc(ue *mapping.UnusableError, delay time.Duration) *store.EventDoc {
 	doc := d.eventDoc(*ue.Partial, delay)
 	doc.State = store.StateQuarantined
-	doc.QuarantinedBy = outbox.QuarantinedByIngest
+	doc.QuarantinedBy = store.ByIngest
 	doc.QuarantinedAt = d.receivedAt
-	doc.FailureClass = string(failure.Permanent)
+	doc.FailureClass = failure.Permanent
 	doc.ErrorMessage = ue.Error()
 	return doc
 }

@@ -249,9 +249,7 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	ctx := context.WithoutCancel(c.Request.Context())
 	log := logging.FromContext(ctx).With("source", d.src.Name)
 	done := make(chan struct{}, len(d.docs))
-	anyCreated := false
 	for i, doc := range d.docs {
-		anyCreated = anyCreated || created[i]
 		go func() {
 			defer func() { done <- struct{}{} }()
 			h.publish(ctx, doc, created[i], log)
@@ -262,6 +260,29 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	}
 
 	first := d.docs[0]
+	code, a := answerFor(d.docs, created, ue, d.reasons)
+	c.Set(keyStatus, a.Status)
+	c.Set(keyEvents, len(d.docs))
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
+	log.InfoContext(ctx, "delivery", "status", a.Status, "events", len(d.docs), "doc_id", first.DocID, "correlation_id", a.CorrelationID)
+	c.JSON(code, a)
+}
+
+// answerFor is the answer to a persisted delivery of docs (created[i]: docs[i] was new; ue:
+// the payload was unusable and docs holds its quarantined document):
+//
+//	202 accepted     at least one event is new
+//	202 quarantined  the payload is unusable (valid signature): kept and dead-lettered
+//	200 duplicate    every event was already known
+//
+// A delivery of several events lists each one's status, and for a quarantined item its
+// reasons[i] (the unusable reason code; reasons may be nil).
+func answerFor(docs []*store.EventDoc, created []bool, ue *mapping.UnusableError, reasons []string) (int, Answer) {
+	anyCreated := false
+	for _, c := range created {
+		anyCreated = anyCreated || c
+	}
+	first := docs[0]
 	a := Answer{EventID: first.EventID, IdempotencyKey: first.IdempotencyKey, CorrelationID: first.CorrelationID}
 	code := http.StatusAccepted
 	switch {
@@ -272,8 +293,8 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	default:
 		a.Status = StatusAccepted
 	}
-	if len(d.docs) > 1 {
-		for i, doc := range d.docs {
+	if len(docs) > 1 {
+		for i, doc := range docs {
 			s := StatusAccepted
 			switch {
 			case !created[i]:
@@ -282,17 +303,13 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 				s = StatusQuarantined
 			}
 			ea := EventAnswer{Status: s, EventID: doc.EventID, IdempotencyKey: doc.IdempotencyKey}
-			if s == StatusQuarantined {
-				ea.Reason = d.reasons[i]
+			if s == StatusQuarantined && i < len(reasons) {
+				ea.Reason = reasons[i]
 			}
 			a.Events = append(a.Events, ea)
 		}
 	}
-	c.Set(keyStatus, a.Status)
-	c.Set(keyEvents, len(d.docs))
-	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
-	log.InfoContext(ctx, "delivery", "status", a.Status, "events", len(d.docs), "doc_id", first.DocID, "correlation_id", a.CorrelationID)
-	c.JSON(code, a)
+	return code, a
 }
 
 func (h *Handler) publish(ctx context.Context, doc *store.EventDoc, created bool, log *slog.Logger) {

@@ -23,11 +23,11 @@ type Breaker struct {
 	name      string
 	threshold int
 	cooldown  time.Duration
-	onChange  func(state string)
+	onChange  func(state store.CRMState)
 	now       func() time.Time
 
 	mu       sync.Mutex
-	state    string
+	state    store.CRMState
 	fails    int
 	openedAt time.Time
 	probing  bool
@@ -35,7 +35,7 @@ type Breaker struct {
 
 // New returns a closed breaker. onChange (may be nil) is called outside the lock, in order, on
 // every transition, with store.CRMClosed, store.CRMOpen or store.CRMHalfOpen.
-func New(name string, threshold int, cooldown time.Duration, onChange func(state string)) *Breaker {
+func New(name string, threshold int, cooldown time.Duration, onChange func(state store.CRMState)) *Breaker {
 	if threshold <= 0 {
 		threshold = 5
 	}
@@ -43,7 +43,7 @@ func New(name string, threshold int, cooldown time.Duration, onChange func(state
 }
 
 // State is the current state.
-func (b *Breaker) State() string {
+func (b *Breaker) State() store.CRMState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state
@@ -61,7 +61,7 @@ func (b *Breaker) outage() error {
 }
 
 // allow decides whether a call may go through, moving open -> half_open after the cooldown.
-func (b *Breaker) allow() (bool, string) {
+func (b *Breaker) allow() (bool, store.CRMState) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
@@ -81,7 +81,7 @@ func (b *Breaker) allow() (bool, string) {
 }
 
 // record updates the state with a call's outcome and says whether this failure opened it.
-func (b *Breaker) record(err error) (changed string, opened bool) {
+func (b *Breaker) record(err error) (changed store.CRMState, opened bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	counts := failure.Is(err, failure.Retryable) && codeOf(err) != 429
@@ -105,7 +105,7 @@ func (b *Breaker) record(err error) (changed string, opened bool) {
 	return "", false
 }
 
-func (b *Breaker) notify(state string) {
+func (b *Breaker) notify(state store.CRMState) {
 	if state != "" && b.onChange != nil {
 		b.onChange(state)
 	}

@@ -14,9 +14,9 @@ import (
 
 func TestBreakerCycle(t *testing.T) {
 	var mu sync.Mutex
-	var changes []string
+	var changes []store.CRMState
 	now := time.Unix(1000, 0)
-	b := New("fake", 3, 10*time.Second, func(s string) { mu.Lock(); changes = append(changes, s); mu.Unlock() })
+	b := New("fake", 3, 10*time.Second, func(s store.CRMState) { mu.Lock(); changes = append(changes, s); mu.Unlock() })
 	b.now = func() time.Time { return now }
 	var fail error = failure.New(failure.Retryable, 503, "down")
 	calls := 0
@@ -46,7 +46,7 @@ func TestBreakerCycle(t *testing.T) {
 	if err := call(); err != nil {
 		t.Fatalf("successful probe: %v", err)
 	}
-	want := []string{store.CRMOpen, store.CRMHalfOpen, store.CRMOpen, store.CRMHalfOpen, store.CRMClosed}
+	want := []store.CRMState{store.CRMOpen, store.CRMHalfOpen, store.CRMOpen, store.CRMHalfOpen, store.CRMClosed}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(changes) != len(want) {

@@ -10,7 +10,7 @@ import (
 )
 
 // StateValue is the gauge value of a state: 0 closed, 1 half-open, 2 open.
-func StateValue(state string) int64 {
+func StateValue(state store.CRMState) int64 {
 	switch state {
 	case store.CRMOpen:
 		return 2

@@ -19,7 +19,7 @@ import (
 type Message struct {
 	Data            []byte
 	Attributes      map[string]string
-	FailureClass    string
+	FailureClass    failure.Class
 	ErrorMessage    string // no personal data
 	AttemptCount    int
 	FirstReceivedAt time.Time
@@ -55,10 +55,10 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	for k, v := range m.Attributes {
 		attrs[k] = v
 	}
-	attrs[pushmsg.AttrFailureClass] = m.FailureClass
+	attrs[pushmsg.AttrFailureClass] = string(m.FailureClass)
 	attrs[pushmsg.AttrErrorMessage] = m.ErrorMessage
 	attrs[pushmsg.AttrAttemptCount] = strconv.Itoa(m.AttemptCount)
-	attrs[pushmsg.AttrQuarantinedBy] = "processor"
+	attrs[pushmsg.AttrQuarantinedBy] = string(store.ByProcessor)
 	if !m.FirstReceivedAt.IsZero() {
 		attrs[pushmsg.AttrFirstReceivedAt] = m.FirstReceivedAt.UTC().Format(time.RFC3339Nano)
 	}

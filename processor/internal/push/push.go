@@ -17,7 +17,6 @@ import (
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
-	"github.com/leadpipe/leadpipe/processor/internal/claim"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
 	"github.com/leadpipe/leadpipe/processor/internal/dlq"
 	"github.com/leadpipe/leadpipe/processor/internal/retry"
@@ -30,6 +29,20 @@ type Publisher interface {
 
 var _ Publisher = (*dlq.Publisher)(nil)
 
+// Lifecycle is the part of the event lifecycle the handler drives (store.Store implements it):
+// claim the event, then record exactly one verdict with the lease.
+type Lifecycle interface {
+	Claim(ctx context.Context, ev *event.Event, p store.LeasePolicy) (*store.Lease, error)
+	Complete(ctx context.Context, l *store.Lease, r store.Result, att *store.Attempt) (store.State, error)
+	Fail(ctx context.Context, l *store.Lease, r store.Reason, att *store.Attempt) (store.State, error)
+	Quarantine(ctx context.Context, l *store.Lease, r store.Reason, att *store.Attempt) (store.EventDoc, error)
+	MarkDLQPublished(ctx context.Context, docID string) error
+	AddAttempt(ctx context.Context, docID string, a store.Attempt) error
+	Now() time.Time
+}
+
+var _ Lifecycle = (*store.Store)(nil)
+
 // Gate reports whether a CRM refuses calls right now (its circuit is open).
 type Gate interface{ Open() bool }
 
@@ -41,7 +54,7 @@ type Route struct {
 
 // Handler handles POST /pubsub/push. It is safe for concurrent use. Statuses:
 //
-//	200 ack: succeeded, duplicate (already succeeded), terminal (quarantined or discarded),
+//	200 ack: succeeded, duplicate (already succeeded), terminal (quarantined or discarded), parked,
 //	    quarantined now (and published to leads-dlq), malformed envelope or unusable event
 //	    (recorded in the log, and published to leads-dlq when the message is readable)
 //	429 nack: another instance holds a live lease on the event; retry after backoff
@@ -52,11 +65,12 @@ type Route struct {
 // Every non-2xx makes Pub/Sub redeliver (and slows the subscription), so only real failures
 // answer one.
 type Handler struct {
-	Claims      *claim.Claimer
-	Store       *store.Store
-	DLQ         Publisher
-	Routes      map[string]Route
-	MaxAttempts int
+	Store Lifecycle
+	// Lease is the claim policy: this instance as owner, the lease's TTL, the quarantine
+	// threshold (MaxAttempts) and the retention of succeeded events.
+	Lease  store.LeasePolicy
+	DLQ    Publisher
+	Routes map[string]Route
 	// Budget bounds the work of one request, well under the subscription's ack deadline.
 	Budget time.Duration
 	// MaxBody bounds the envelope; default 1 MiB.
@@ -130,15 +144,17 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.Budget)
 	defer cancel()
-	lease, err := h.Claims.Claim(ctx, &ev, claim.Delivery{MessageID: msg.MessageID, DeliveryAttempt: env.Attempt(), ReplayID: msg.Attributes[pushmsg.AttrReplayID]})
+	lease, err := h.Store.Claim(ctx, &ev, h.Lease)
 	switch {
-	case errors.Is(err, claim.ErrSucceeded):
+	case errors.Is(err, store.ErrSucceeded):
 		return answer{status: http.StatusOK, Outcome: "duplicate"}
-	case errors.Is(err, claim.ErrTerminal):
+	case errors.Is(err, store.ErrTerminal):
 		return answer{status: http.StatusOK, Outcome: "terminal"}
-	case errors.Is(err, claim.ErrLeaseHeld):
+	case errors.Is(err, store.ErrParked):
+		return answer{status: http.StatusOK, Outcome: "parked"}
+	case errors.Is(err, store.ErrLeaseHeld):
 		return answer{status: http.StatusTooManyRequests, Outcome: "lease_held"}
-	case errors.Is(err, claim.ErrPendingDLQ):
+	case errors.Is(err, store.ErrPendingDLQ):
 		return h.publish(ctx, env, lease.Doc)
 	case err != nil:
 		log.ErrorContext(ctx, "claim failed", "error", err.Error())
@@ -160,16 +176,39 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 		return h.succeed(wctx, lease, &att, res, time.Since(start))
 	}
 	fe := classified(cerr)
-	att.Class, att.Code, att.Message = string(fe.Class), fe.Code, fe.Message
-	switch {
-	case fe.Class == failure.Outage:
-		return h.fail(wctx, lease, &att, fe, true)
-	case fe.Class == failure.Retryable && lease.Relative < h.MaxAttempts:
-		return h.fail(wctx, lease, &att, fe, false)
-	case fe.Class == failure.Retryable:
-		fe = &failure.Error{Class: fe.Class, Code: fe.Code, Message: "gave up after " + strconv.Itoa(lease.Relative) + " attempts: " + fe.Message}
+	att.Class, att.Code, att.Message = fe.Class, fe.Code, fe.Message
+	v, fe := decide(fe, lease.Relative, h.Lease.MaxAttempts)
+	if v == verdictFail {
+		return h.fail(wctx, lease, &att, fe)
 	}
 	return h.quarantine(wctx, env, lease, &att, fe)
+}
+
+// verdict is what a failed attempt does to its event.
+type verdict int
+
+const (
+	// verdictFail records the failure and nacks: Pub/Sub redelivers and the event is retried.
+	verdictFail verdict = iota
+	// verdictQuarantine dead-letters the event now, with its reason, and acks.
+	verdictQuarantine
+)
+
+// decide is the retry/quarantine policy for a classified CRM failure on the event's attempt
+// relative (counted since its last replay) out of maxAttempts: an outage (the circuit is open)
+// fails without charge; a retryable failure fails until the attempts run out, then quarantines
+// with "gave up after n attempts"; conflict, permanent and auth quarantine at once (conflicts
+// were already retried in-request). It returns the failure to record.
+func decide(fe *failure.Error, relative, maxAttempts int) (verdict, *failure.Error) {
+	switch {
+	case fe.Class == failure.Outage:
+		return verdictFail, fe
+	case fe.Class == failure.Retryable && relative < maxAttempts:
+		return verdictFail, fe
+	case fe.Class == failure.Retryable:
+		return verdictQuarantine, &failure.Error{Class: fe.Class, Code: fe.Code, Message: "gave up after " + strconv.Itoa(relative) + " attempts: " + fe.Message}
+	}
+	return verdictQuarantine, fe
 }
 
 // classified returns err's failure, treating unclassified errors (the budget ran out) as
@@ -188,20 +227,20 @@ func classified(err error) *failure.Error {
 	return &failure.Error{Class: failure.Retryable, Message: msg, Err: err}
 }
 
-func (h *Handler) record(ctx context.Context, lease *claim.Lease, att *store.Attempt, outcome string) {
+func (h *Handler) record(ctx context.Context, lease *store.Lease, att *store.Attempt, outcome store.AttemptOutcome) {
 	att.Outcome, att.FinishedAt = outcome, h.Store.Now()
-	att.ExpireAt = h.Claims.ExpireAt(att.FinishedAt)
+	att.ExpireAt = lease.ExpireAt(att.FinishedAt)
 	if err := h.Store.AddAttempt(ctx, lease.DocID, *att); err != nil {
 		logging.FromContext(ctx).WarnContext(ctx, "attempt history not written", "error", err.Error())
 	}
 }
 
-func (h *Handler) succeed(ctx context.Context, lease *claim.Lease, att *store.Attempt, res crm.Result, d time.Duration) answer {
+func (h *Handler) succeed(ctx context.Context, lease *store.Lease, att *store.Attempt, res crm.Result, d time.Duration) answer {
 	att.Code = res.StatusCode
-	state, err := h.Claims.Complete(ctx, lease, claim.Result{RecordID: res.RecordID, RequestID: res.RequestID, StatusCode: res.StatusCode, Duration: d}, att)
+	state, err := h.Store.Complete(ctx, lease, store.Result{RecordID: res.RecordID, RequestID: res.RequestID, StatusCode: res.StatusCode, Duration: d}, att)
 	switch {
 	case errors.Is(err, store.ErrFenceSuperseded):
-		h.record(ctx, lease, att, "superseded")
+		h.record(ctx, lease, att, store.AttemptSuperseded)
 		if state == store.StateSucceeded {
 			return answer{status: http.StatusOK, Outcome: "duplicate", Attempt: lease.Attempt}
 		}
@@ -214,21 +253,28 @@ func (h *Handler) succeed(ctx context.Context, lease *claim.Lease, att *store.At
 	return answer{status: http.StatusOK, Outcome: "succeeded", Attempt: lease.Attempt}
 }
 
-func (h *Handler) fail(ctx context.Context, lease *claim.Lease, att *store.Attempt, fe *failure.Error, outage bool) answer {
-	switch err := h.Claims.Fail(ctx, lease, string(fe.Class), fe.Message, outage, att); {
+func (h *Handler) fail(ctx context.Context, lease *store.Lease, att *store.Attempt, fe *failure.Error) answer {
+	switch _, err := h.Store.Fail(ctx, lease, store.ReasonOf(fe), att); {
 	case errors.Is(err, store.ErrFenceSuperseded):
-		h.record(ctx, lease, att, "superseded")
+		h.record(ctx, lease, att, store.AttemptSuperseded)
 	case err != nil:
 		logging.FromContext(ctx).ErrorContext(ctx, "failure not written", "error", err.Error())
-		h.record(ctx, lease, att, "failed")
+		h.record(ctx, lease, att, store.AttemptFailed)
 	}
 	return answer{status: http.StatusServiceUnavailable, Outcome: "failed", Attempt: lease.Attempt, Class: string(fe.Class)}
 }
 
-func (h *Handler) quarantine(ctx context.Context, env *pushmsg.Envelope, lease *claim.Lease, att *store.Attempt, fe *failure.Error) answer {
-	doc, err := h.Claims.Quarantine(ctx, lease, string(fe.Class), fe.Message, att)
+func (h *Handler) quarantine(ctx context.Context, env *pushmsg.Envelope, lease *store.Lease, att *store.Attempt, fe *failure.Error) answer {
+	doc, err := h.Store.Quarantine(ctx, lease, store.ReasonOf(fe), att)
+	if errors.Is(err, store.ErrFenceSuperseded) {
+		// A newer lease, a replay, a discard or a dead-letter moved the event on: its state
+		// stands. Redeliver to learn it.
+		h.record(ctx, lease, att, store.AttemptSuperseded)
+		return answer{status: http.StatusServiceUnavailable, Outcome: "superseded", Attempt: lease.Attempt}
+	}
 	if err != nil {
-		h.record(ctx, lease, att, "superseded")
+		logging.FromContext(ctx).ErrorContext(ctx, "quarantine not written", "error", err.Error())
+		h.record(ctx, lease, att, store.AttemptFailed)
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
 	}
 	logging.FromContext(ctx).WarnContext(ctx, "event quarantined", "failure_class", fe.Class, "error_message", fe.Message)
@@ -242,14 +288,14 @@ func (h *Handler) quarantine(ctx context.Context, env *pushmsg.Envelope, lease *
 func (h *Handler) publish(ctx context.Context, env *pushmsg.Envelope, doc store.EventDoc) answer {
 	if _, err := h.DLQ.Publish(ctx, dlq.FromDoc(env.Message.Data, env.Message.Attributes, doc)); err != nil {
 		logging.FromContext(ctx).ErrorContext(ctx, "dlq publish failed", "error", err.Error())
-		return answer{status: http.StatusServiceUnavailable, Outcome: "dlq_unavailable", Class: doc.FailureClass}
+		return answer{status: http.StatusServiceUnavailable, Outcome: "dlq_unavailable", Class: string(doc.FailureClass)}
 	}
-	if err := h.Claims.MarkDLQPublished(ctx, doc.DocID); err != nil {
+	if err := h.Store.MarkDLQPublished(ctx, doc.DocID); err != nil {
 		// Published but not marked: a redelivery publishes again; the replayer keeps one DLQ
 		// record per event, so the duplicate is harmless.
 		logging.FromContext(ctx).WarnContext(ctx, "dlq publish not marked", "error", err.Error())
 	}
-	return answer{status: http.StatusOK, Outcome: "quarantined", Class: doc.FailureClass}
+	return answer{status: http.StatusOK, Outcome: "quarantined", Class: string(doc.FailureClass)}
 }
 
 // unusable dead-letters a message whose data is not a valid event, then acks: retrying cannot
@@ -257,7 +303,7 @@ func (h *Handler) publish(ctx context.Context, env *pushmsg.Envelope, doc store.
 func (h *Handler) unusable(ctx context.Context, env *pushmsg.Envelope, reason string) answer {
 	now := time.Now().UTC()
 	if _, err := h.DLQ.Publish(ctx, dlq.Message{Data: env.Message.Data, Attributes: env.Message.Attributes,
-		FailureClass: string(failure.Permanent), ErrorMessage: reason, AttemptCount: 1, FirstReceivedAt: env.Message.PublishTime, LastAttemptAt: now}); err != nil {
+		FailureClass: failure.Permanent, ErrorMessage: reason, AttemptCount: 1, FirstReceivedAt: env.Message.PublishTime, LastAttemptAt: now}); err != nil {
 		logging.FromContext(ctx).ErrorContext(ctx, "dlq publish failed", "error", err.Error())
 		return answer{status: http.StatusServiceUnavailable, Outcome: "dlq_unavailable"}
 	}

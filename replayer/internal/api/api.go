@@ -149,7 +149,7 @@ func ParseFilter(q map[string][]string) (store.DLQFilter, error) {
 		}
 		return ""
 	}
-	f := store.DLQFilter{Source: get("source"), FailureClass: get("failure_class"), Status: get("status")}
+	f := store.DLQFilter{Source: get("source"), FailureClass: failure.Class(get("failure_class")), Status: store.DLQStatus(get("status"))}
 	switch f.Status {
 	case "", store.DLQOpen, store.DLQReplayed, store.DLQDiscarded, store.DLQResolved:
 	default:

@@ -45,7 +45,7 @@ func NewEventView(d *store.EventDoc) *EventView {
 		Routing: d.Event.Routing, RawEventRef: first(d.RawRef, d.Event.Audit.RawEventRef),
 		Attempts: d.Attempts, AttemptsBase: d.AttemptsBase, ReplayCount: d.ReplayCount,
 		LastReplayID: d.LastReplayID, CRMRecordID: d.CRMRecordID, CRMStatusCode: d.CRMStatusCode,
-		FailureClass: d.FailureClass, ErrorMessage: d.ErrorMessage, QuarantinedBy: d.QuarantinedBy,
+		FailureClass: string(d.FailureClass), ErrorMessage: d.ErrorMessage, QuarantinedBy: string(d.QuarantinedBy),
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, PublishedAt: d.PublishedAt,
 		CompletedAt: d.CompletedAt, QuarantinedAt: d.QuarantinedAt,
 	}

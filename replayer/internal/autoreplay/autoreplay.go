@@ -93,7 +93,7 @@ func (a *AutoReplayer) RunOnce(ctx context.Context) (Summary, error) {
 	var sum Summary
 	health := map[string]*store.CRMHealth{}
 	for _, class := range []failure.Class{failure.Retryable, failure.Outage} {
-		page, err := a.st.ListDLQ(ctx, store.DLQFilter{Status: store.DLQOpen, FailureClass: string(class)}, a.o.Limit, "")
+		page, err := a.st.ListDLQ(ctx, store.DLQFilter{Status: store.DLQOpen, FailureClass: class}, a.o.Limit, "")
 		if err != nil {
 			return sum, fmt.Errorf("auto-replay: %w", err)
 		}
@@ -123,7 +123,7 @@ func (a *AutoReplayer) resolve(ctx context.Context, sum *Summary) error {
 		return fmt.Errorf("auto-replay: resolve: %w", err)
 	}
 	for _, rec := range page.Records {
-		ok, err := a.st.ResolveDLQ(ctx, rec.ID)
+		ok, err := a.st.Resolve(ctx, rec.ID)
 		if err != nil {
 			return fmt.Errorf("auto-replay: %w", err)
 		}

@@ -4,15 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/logging"
@@ -59,47 +55,29 @@ func (in *Intake) Record(ctx context.Context, msg pushmsg.Message) (*store.DLQRe
 	if publish.IsZero() {
 		publish = now
 	}
-	var out *store.DLQRecord
-	err := in.st.Client().RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		doc, err := txEvent(tx, in.st.EventRef(id))
-		if err != nil {
-			return err
-		}
-		cur, err := txDLQ(tx, in.st.DLQRef(id))
-		if err != nil {
-			return err
-		}
-		r := ReasonFrom(attrs, doc, publish)
-		base := baseRecord(key, attrs, &ev, doc)
-		base.NormalizedEventRef = store.DocPath(id)
-		// A message about the event's current delivery (not a stale duplicate of one from
-		// before the latest replay).
-		current := doc == nil || attrs[pushmsg.AttrReplayID] == doc.LastReplayID
-		rec := Merge(cur, base, r, now, current)
-		rec.ID = id
-		rec.UpdatedAt = now
-		if err := tx.Set(in.st.DLQRef(id), rec); err != nil {
-			return err
-		}
-		out = rec
-		if doc != nil && current && !doc.State.Terminal() {
-			return tx.Update(in.st.EventRef(id), []firestore.Update{
-				{Path: "state", Value: store.StateQuarantined},
-				{Path: "quarantined_at", Value: now},
-				{Path: "quarantined_by", Value: r.Source},
-				{Path: "failure_class", Value: r.Class},
-				{Path: "error_message", Value: r.Message},
-				{Path: "lease_owner", Value: firestore.Delete},
-				{Path: "lease_expires_at", Value: firestore.Delete},
-				{Path: "updated_at", Value: now},
-			})
-		}
-		return nil
+	rec, err := in.st.RecordDeadLetter(ctx, id, func(cur *store.DLQRecord, doc *store.EventDoc) (*store.DLQRecord, *store.Quarantine) {
+		return fold(cur, doc, key, attrs, &ev, publish, now)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("record dlq %s: %w", id, store.Classify(err))
+		return nil, err
 	}
-	return out, nil
+	return rec, nil
+}
+
+// fold is the intake's policy for one message, pure over what the store read: the record to
+// store, and a quarantine of the event when the message is about its current delivery (not a
+// stale duplicate of one from before the latest replay). The store applies the quarantine only
+// to a live event.
+func fold(cur *store.DLQRecord, doc *store.EventDoc, key string, attrs map[string]string, ev *event.Event, publish, now time.Time) (*store.DLQRecord, *store.Quarantine) {
+	r := ReasonFrom(attrs, doc, publish)
+	base := baseRecord(key, attrs, ev, doc)
+	base.NormalizedEventRef = store.DocPath(event.DocID(key))
+	current := doc == nil || attrs[pushmsg.AttrReplayID] == doc.LastReplayID
+	rec := Merge(cur, base, r, now, current)
+	if !current {
+		return rec, nil
+	}
+	return rec, &store.Quarantine{Reason: store.Reason{Class: r.Class, Message: r.Message}, By: r.Source}
 }
 
 func baseRecord(key string, attrs map[string]string, ev *event.Event, doc *store.EventDoc) store.DLQRecord {
@@ -126,28 +104,6 @@ func first(ss ...string) string {
 		}
 	}
 	return ""
-}
-
-func txEvent(tx *firestore.Transaction, ref *firestore.DocumentRef) (*store.EventDoc, error) {
-	snap, err := tx.Get(ref)
-	if status.Code(err) == codes.NotFound {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return store.DecodeEvent(snap)
-}
-
-func txDLQ(tx *firestore.Transaction, ref *firestore.DocumentRef) (*store.DLQRecord, error) {
-	snap, err := tx.Get(ref)
-	if status.Code(err) == codes.NotFound {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return store.DecodeDLQ(snap)
 }
 
 // ServeHTTP is the push endpoint of the leads-dlq subscription. Statuses, chosen because any

@@ -37,9 +37,9 @@ func startSpan(ctx context.Context, env *pushmsg.Envelope) (context.Context, tra
 // observe counts a new record and annotates the span.
 func (in *Intake) observe(ctx context.Context, span trace.Span, rec *store.DLQRecord) {
 	span.SetAttributes(attribute.String("leadpipe.dlq_id", rec.ID), attribute.String("leadpipe.source", rec.Source),
-		attribute.String("leadpipe.failure_class", rec.FailureClass), attribute.Int("leadpipe.dead_letter_count", rec.DeadLetterCount))
+		attribute.String("leadpipe.failure_class", string(rec.FailureClass)), attribute.Int("leadpipe.dead_letter_count", rec.DeadLetterCount))
 	// Merge sets the status time to the arrival time exactly when it opens or reopens a record.
 	if rec.Status == store.DLQOpen && rec.StatusChangedAt.Equal(rec.UpdatedAt) {
-		in.records.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(attribute.String("source", rec.Source), attribute.String("failure_class", rec.FailureClass)))
+		in.records.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(attribute.String("source", rec.Source), attribute.String("failure_class", string(rec.FailureClass))))
 	}
 }

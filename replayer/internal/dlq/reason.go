@@ -13,27 +13,19 @@ import (
 	"github.com/leadpipe/leadpipe/common/store"
 )
 
-// Where a record's reason came from, strongest first.
-const (
-	ReasonProcessor = "processor" // the processor quarantined it with failure attributes
-	ReasonIngest    = "ingest"    // ingest quarantined an unusable payload
-	ReasonPubSub    = "pubsub"    // Pub/Sub dead-lettered it after max delivery attempts
-	ReasonEvent     = "event"     // neither said; taken from the event document
-)
-
 // ClassUnknown is the class of a record nobody gave a reason for.
-const ClassUnknown = "unknown"
+const ClassUnknown = failure.Unknown
 
 // rank orders reason sources: a later message replaces a record's reason only with one at
 // least as strong (a Pub/Sub dead-letter arriving after the processor's quarantine must not
 // hide the processor's precise reason).
-func rank(source string) int {
+func rank(source store.Origin) int {
 	switch source {
-	case ReasonProcessor, ReasonIngest:
+	case store.ByProcessor, store.ByIngest:
 		return 3
-	case ReasonPubSub:
+	case store.ByPubSub:
 		return 2
-	case ReasonEvent:
+	case store.ByEvent:
 		return 1
 	}
 	return 0
@@ -41,8 +33,8 @@ func rank(source string) int {
 
 // Reason is what one dead-letter message says about why the event failed.
 type Reason struct {
-	Source          string
-	Class           string
+	Source          store.Origin
+	Class           failure.Class
 	Message         string
 	AttemptCount    int
 	FirstReceivedAt time.Time
@@ -57,21 +49,21 @@ func ReasonFrom(attrs map[string]string, doc *store.EventDoc, publishTime time.T
 	var r Reason
 	switch {
 	case attrs[pushmsg.AttrFailureClass] != "":
-		r.Source = ReasonProcessor
-		if attrs[pushmsg.AttrQuarantinedBy] == ReasonIngest {
-			r.Source = ReasonIngest
+		r.Source = store.ByProcessor
+		if store.Origin(attrs[pushmsg.AttrQuarantinedBy]) == store.ByIngest {
+			r.Source = store.ByIngest
 		}
-		r.Class = attrs[pushmsg.AttrFailureClass]
+		r.Class = failure.Class(attrs[pushmsg.AttrFailureClass])
 		r.Message = attrs[pushmsg.AttrErrorMessage]
 		r.AttemptCount, _ = strconv.Atoi(attrs[pushmsg.AttrAttemptCount])
 		r.FirstReceivedAt = parseTime(attrs[pushmsg.AttrFirstReceivedAt])
 		r.LastAttemptAt = parseTime(attrs[pushmsg.AttrLastAttemptAt])
 	case attrs[pushmsg.AttrDLSourceDeliveryCount] != "":
-		r.Source = ReasonPubSub
+		r.Source = store.ByPubSub
 		n, _ := strconv.Atoi(attrs[pushmsg.AttrDLSourceDeliveryCount])
-		r.Class = string(failure.Retryable)
+		r.Class = failure.Retryable
 		r.Message = fmt.Sprintf("dead-lettered by Pub/Sub after %d delivery attempts", n)
-		if doc != nil && failure.Class(doc.FailureClass).Valid() {
+		if doc != nil && doc.FailureClass.Valid() {
 			r.Class = doc.FailureClass
 			if doc.ErrorMessage != "" {
 				r.Message = doc.ErrorMessage + " (" + r.Message + ")"
@@ -79,7 +71,7 @@ func ReasonFrom(attrs map[string]string, doc *store.EventDoc, publishTime time.T
 		}
 		r.AttemptCount = n
 	default:
-		r.Source = ReasonEvent
+		r.Source = store.ByEvent
 		r.Class = ClassUnknown
 		r.Message = "no reason given"
 		if doc != nil && doc.FailureClass != "" {
@@ -89,7 +81,7 @@ func ReasonFrom(attrs map[string]string, doc *store.EventDoc, publishTime time.T
 	}
 	if doc != nil {
 		// The processor's own counter is authoritative; Pub/Sub's is a hint.
-		if doc.Attempts > 0 && (r.Source != ReasonProcessor || r.AttemptCount == 0) {
+		if doc.Attempts > 0 && (r.Source != store.ByProcessor || r.AttemptCount == 0) {
 			r.AttemptCount = doc.Attempts
 		}
 		if r.FirstReceivedAt.IsZero() {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
 )
@@ -16,12 +17,12 @@ func TestMergeKeepsOneRecordAndTheStrongestReason(t *testing.T) {
 	tests := []struct {
 		name      string
 		order     []Reason
-		wantClass string
-		wantSrc   string
+		wantClass failure.Class
+		wantSrc   store.Origin
 	}{
-		{"pubsub then processor", []Reason{pubsub, proc}, "permanent", ReasonProcessor},
-		{"processor then pubsub", []Reason{proc, pubsub}, "permanent", ReasonProcessor},
-		{"pubsub twice", []Reason{pubsub, pubsub}, "retryable", ReasonPubSub},
+		{"pubsub then processor", []Reason{pubsub, proc}, "permanent", store.ByProcessor},
+		{"processor then pubsub", []Reason{proc, pubsub}, "permanent", store.ByProcessor},
+		{"pubsub twice", []Reason{pubsub, pubsub}, "retryable", store.ByPubSub},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,8 +42,8 @@ func TestMergeKeepsOneRecordAndTheStrongestReason(t *testing.T) {
 
 func TestMergeReopensOnlyForTheCurrentReplay(t *testing.T) {
 	t0 := time.Now()
-	cur := &store.DLQRecord{Status: store.DLQReplayed, FailureClass: "permanent", ReasonSource: ReasonProcessor, DeadLetterCount: 1}
-	r := Reason{Source: ReasonPubSub, Class: "retryable"}
+	cur := &store.DLQRecord{Status: store.DLQReplayed, FailureClass: "permanent", ReasonSource: store.ByProcessor, DeadLetterCount: 1}
+	r := Reason{Source: store.ByPubSub, Class: "retryable"}
 	if got := Merge(cur, store.DLQRecord{}, r, t0, false); got.Status != store.DLQReplayed || got.FailureClass != "permanent" {
 		t.Errorf("stale message: status %s class %s, want replayed permanent", got.Status, got.FailureClass)
 	}
@@ -58,11 +59,11 @@ func TestMergeReopensOnlyForTheCurrentReplay(t *testing.T) {
 func TestReasonFromEventDoc(t *testing.T) {
 	doc := &store.EventDoc{FailureClass: "conflict", ErrorMessage: "409 duplicate", Attempts: 7}
 	r := ReasonFrom(map[string]string{pushmsg.AttrDLSourceDeliveryCount: "10"}, doc, time.Now())
-	if r.Class != "conflict" || r.AttemptCount != 7 || r.Source != ReasonPubSub {
+	if r.Class != "conflict" || r.AttemptCount != 7 || r.Source != store.ByPubSub {
 		t.Errorf("pubsub with doc: %+v", r)
 	}
 	r = ReasonFrom(map[string]string{}, nil, time.Now())
-	if r.Class != ClassUnknown || r.Source != ReasonEvent {
+	if r.Class != ClassUnknown || r.Source != store.ByEvent {
 		t.Errorf("nothing known: %+v", r)
 	}
 }

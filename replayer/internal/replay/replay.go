@@ -8,10 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"github.com/google/uuid"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/logging"
@@ -111,7 +108,7 @@ func (rp *Replayer) Check(ctx context.Context, id string, force bool) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{ID: id, Outcome: OutcomeWouldReplay, RecordStatus: rec.Status, EventState: string(doc.State)}
+	res := &Result{ID: id, Outcome: OutcomeWouldReplay, RecordStatus: string(rec.Status), EventState: string(doc.State)}
 	if noop != "" {
 		res.Outcome = noop
 	}
@@ -148,60 +145,22 @@ func (rp *Replayer) Replay(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	replayID := rp.newID()
-	now := rp.st.Now()
-	res := &Result{ID: req.ID}
-	var ev event.Event
-	err := rp.st.Client().RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		rec, doc, err := rp.begin(tx, req.ID, res)
-		if err != nil {
-			return err
-		}
-		noop, err := decideReplay(rec, doc, req.Force)
-		if err != nil {
-			return err
-		}
-		audit := store.AuditEntry{At: now, Actor: req.Actor, Action: "replay", Reason: req.Reason,
-			Targets: []string{req.ID}, JobID: req.JobID}
-		if noop != "" {
-			res.Outcome = noop
-			if req.QuietNoop {
-				return nil
-			}
-			audit.Outcome = noop
-			return rp.audit(tx, audit, res)
-		}
-		ev = doc.Event
-		updates := []firestore.Update{
-			{Path: "state", Value: store.StateReceived},
-			{Path: "replay_count", Value: doc.ReplayCount + 1},
-			{Path: "last_replay_id", Value: replayID},
-			{Path: "attempts_base", Value: doc.Attempts},
-			{Path: "outbox_due_at", Value: now.Add(rp.outboxGrace)},
-			{Path: "lease_owner", Value: firestore.Delete},
-			{Path: "lease_expires_at", Value: firestore.Delete},
-			{Path: "updated_at", Value: now},
-		}
-		if renorm != nil {
-			res.OldMappingVersion, res.NewMappingVersion = ev.MappingVersion, renorm.MappingVersion
-			audit.Detail = fmt.Sprintf("renormalized: mapping %s -> %s", ev.MappingVersion, renorm.MappingVersion)
-			ev = *renorm
-			updates = append(updates,
-				firestore.Update{Path: "event", Value: ev},
-				firestore.Update{Path: "mapping_version", Value: ev.MappingVersion})
-		}
-		if err := tx.Update(rp.st.EventRef(req.ID), updates); err != nil {
-			return err
-		}
-		if err := tx.Update(rp.st.DLQRef(req.ID), store.DLQStatusUpdates(store.DLQReplayed, req.Actor, now)); err != nil {
-			return err
-		}
-		res.Outcome, res.ReplayID = OutcomeReplayed, replayID
-		res.EventState, res.RecordStatus = string(store.StateReceived), store.DLQReplayed
-		audit.ReplayID, audit.Outcome = replayID, OutcomeReplayed
-		return rp.audit(tx, audit, res)
-	})
+	tr, err := rp.st.Replay(ctx, store.Action{ID: req.ID, Actor: req.Actor, Reason: req.Reason, JobID: req.JobID,
+		Outcome: OutcomeReplayed, QuietNoop: req.QuietNoop, ReplayID: replayID,
+		OutboxDueAt: rp.st.Now().Add(rp.outboxGrace), Renormalized: renorm},
+		func(rec *store.DLQRecord, doc *store.EventDoc) (string, error) {
+			return decideReplay(rec, doc, req.Force)
+		})
 	if err != nil {
-		return nil, fmt.Errorf("replay %s: %w", req.ID, classify(err))
+		return nil, fmt.Errorf("replay %s: %w", req.ID, sentinel(err))
+	}
+	res := result(req.ID, tr)
+	ev := tr.Event
+	if tr.Noop == "" {
+		res.Outcome, res.ReplayID = OutcomeReplayed, replayID
+		if renorm != nil {
+			res.OldMappingVersion, res.NewMappingVersion = tr.PrevMappingVersion, ev.MappingVersion
+		}
 	}
 	if res.Outcome != OutcomeReplayed {
 		return res, nil
@@ -232,86 +191,24 @@ func (rp *Replayer) Discard(ctx context.Context, req Request) (*Result, error) {
 	if strings.TrimSpace(req.Reason) == "" {
 		return nil, ErrReasonRequired
 	}
-	now := rp.st.Now()
-	res := &Result{ID: req.ID}
-	err := rp.st.Client().RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		rec, doc, err := rp.begin(tx, req.ID, res)
-		if err != nil {
-			return err
-		}
-		noop, err := decideDiscard(rec, doc, req.Force)
-		if err != nil {
-			return err
-		}
-		audit := store.AuditEntry{At: now, Actor: req.Actor, Action: "discard", Reason: req.Reason, Targets: []string{req.ID}}
-		if noop != "" {
-			res.Outcome, audit.Outcome = noop, noop
-			return rp.audit(tx, audit, res)
-		}
-		if doc != nil {
-			if err := tx.Update(rp.st.EventRef(req.ID), []firestore.Update{
-				{Path: "state", Value: store.StateDiscarded},
-				{Path: "outbox_due_at", Value: firestore.Delete},
-				{Path: "updated_at", Value: now},
-			}); err != nil {
-				return err
-			}
-			res.EventState = string(store.StateDiscarded)
-		}
-		if err := tx.Update(rp.st.DLQRef(req.ID), store.DLQStatusUpdates(store.DLQDiscarded, req.Actor, now)); err != nil {
-			return err
-		}
-		res.Outcome, res.RecordStatus, audit.Outcome = OutcomeDiscarded, store.DLQDiscarded, OutcomeDiscarded
-		return rp.audit(tx, audit, res)
-	})
+	tr, err := rp.st.Discard(ctx, store.Action{ID: req.ID, Actor: req.Actor, Reason: req.Reason, JobID: req.JobID, Outcome: OutcomeDiscarded},
+		func(rec *store.DLQRecord, doc *store.EventDoc) (string, error) {
+			return decideDiscard(rec, doc, req.Force)
+		})
 	if err != nil {
-		return nil, fmt.Errorf("discard %s: %w", req.ID, classify(err))
+		return nil, fmt.Errorf("discard %s: %w", req.ID, sentinel(err))
+	}
+	res := result(req.ID, tr)
+	if tr.Noop == "" {
+		res.Outcome = OutcomeDiscarded
 	}
 	return res, nil
 }
 
-// begin starts a replay or discard transaction (or its retry): it resets res, reads the record
-// and its event (nil when there is none), and notes their current status in res.
-func (rp *Replayer) begin(tx *firestore.Transaction, id string, res *Result) (*store.DLQRecord, *store.EventDoc, error) {
-	*res = Result{ID: id}
-	rec, doc, err := rp.read(tx, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	res.RecordStatus = rec.Status
-	if doc != nil {
-		res.EventState = string(doc.State)
-	}
-	return rec, doc, nil
-}
-
-func (rp *Replayer) read(tx *firestore.Transaction, id string) (*store.DLQRecord, *store.EventDoc, error) {
-	snap, err := tx.Get(rp.st.DLQRef(id))
-	if status.Code(err) == codes.NotFound {
-		return nil, nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	rec, err := store.DecodeDLQ(snap)
-	if err != nil {
-		return nil, nil, err
-	}
-	snap, err = tx.Get(rp.st.EventRef(id))
-	if status.Code(err) == codes.NotFound {
-		return rec, nil, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	doc, err := store.DecodeEvent(snap)
-	return rec, doc, err
-}
-
-func (rp *Replayer) audit(tx *firestore.Transaction, e store.AuditEntry, res *Result) error {
-	ref := rp.st.NewAuditRef()
-	res.AuditID = ref.ID
-	return tx.Create(ref, e)
+// result is the Result of a transition: its no-op outcome (the caller sets the applied one),
+// the states after it and its audit entry.
+func result(id string, tr *store.Transition) *Result {
+	return &Result{ID: id, Outcome: tr.Noop, EventState: string(tr.EventState), RecordStatus: string(tr.RecordStatus), AuditID: tr.AuditID}
 }
 
 func (rp *Replayer) publish(ctx context.Context, ev *event.Event, replayID string) (string, error) {
@@ -322,12 +219,11 @@ func (rp *Replayer) publish(ctx context.Context, ev *event.Event, replayID strin
 	return rp.pub.Publish(ctx, data, pushmsg.EventAttributes(ctx, ev, replayID), ev.ContactKey(rp.hasher))
 }
 
-// classify keeps the package's sentinels and classifies Firestore errors.
-func classify(err error) error {
-	for _, s := range []error{ErrNotFound, ErrDiscarded, ErrNoEvent, ErrSucceeded, ErrInFlight} {
-		if errors.Is(err, s) {
-			return err
-		}
+// sentinel maps the store's ErrNotFound (no such DLQ record) to the package's; the decisions'
+// sentinels and classified store errors pass through.
+func sentinel(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
 	}
-	return store.Classify(err)
+	return err
 }

@@ -206,7 +206,7 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	if _, set := q["status"]; !set {
-		q.Set("status", store.DLQOpen)
+		q.Set("status", string(store.DLQOpen))
 	}
 	data := struct {
 		view
@@ -223,7 +223,7 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 		Statuses []string
 	}{view: p.base(r, "DLQ"), CountLimit: countLimit,
 		Classes:  []string{string(failure.Retryable), string(failure.Conflict), string(failure.Permanent), string(failure.Auth), string(failure.Outage), "unknown"},
-		Statuses: []string{store.DLQOpen, store.DLQReplayed, store.DLQDiscarded, store.DLQResolved},
+		Statuses: []string{string(store.DLQOpen), string(store.DLQReplayed), string(store.DLQDiscarded), string(store.DLQResolved)},
 	}
 	f, err := api.ParseFilter(q)
 	if err != nil {
