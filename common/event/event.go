@@ -105,6 +105,16 @@ func (e *Event) ContactKey(h *pii.Hasher) string {
 	}
 }
 
+// OrderingKey is the Pub/Sub ordering key: ContactKey, unless that is longer than Pub/Sub
+// accepts (only an event Validate refuses, stored and dead-lettered as unusable, can have such
+// a key); then a hash of the idempotency key, so the event is still published.
+func (e *Event) OrderingKey(h *pii.Hasher) string {
+	if k := e.ContactKey(h); len(k) <= MaxOrderingKey {
+		return k
+	}
+	return "key:" + shortHash(e.IdempotencyKey)
+}
+
 // contactKeyLen is len(ContactKey) without computing a token (tokens are 64 hex digits).
 func (e *Event) contactKeyLen() int {
 	id := e.Identity

@@ -123,8 +123,8 @@ func TestOverlongIdentifierIsQuarantinedAtIntake(t *testing.T) {
 		t.Fatalf("answer = %d %v, want 202 quarantined schema_mismatch", a.code, a.body)
 	}
 	doc := f.eventDoc(l.key())
-	if doc == nil || doc.State != store.StateQuarantined || doc.OutboxDueAt != nil {
-		t.Fatalf("doc = %+v, want quarantined and out of the outbox", doc)
+	if doc == nil || doc.State != store.StateQuarantined || doc.QuarantinedBy != "ingest" {
+		t.Fatalf("doc = %+v, want quarantined by ingest (never received into the leads outbox)", doc)
 	}
 	if got := len(messages("leads-dlq", l.key())); got != 1 {
 		t.Errorf("%d DLQ messages, want 1", got)

@@ -252,7 +252,7 @@ func (o *Outbox) message(ctx context.Context, doc *store.EventDoc) (Publisher, *
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode event %s: %w", doc.DocID, err)
 	}
-	return pub, &pubsub.Message{Data: data, Attributes: Attributes(ctx, doc), OrderingKey: doc.Event.ContactKey(o.opts.Hasher)}, nil
+	return pub, &pubsub.Message{Data: data, Attributes: Attributes(ctx, doc), OrderingKey: doc.Event.OrderingKey(o.opts.Hasher)}, nil
 }
 
 // Attributes are the message attributes of doc: those of the design brief, replay_id when the

@@ -216,7 +216,7 @@ func (rp *Replayer) publish(ctx context.Context, ev *event.Event, replayID strin
 	if err != nil {
 		return "", fmt.Errorf("encode event: %w", err)
 	}
-	return rp.pub.Publish(ctx, data, pushmsg.EventAttributes(ctx, ev, replayID), ev.ContactKey(rp.hasher))
+	return rp.pub.Publish(ctx, data, pushmsg.EventAttributes(ctx, ev, replayID), ev.OrderingKey(rp.hasher))
 }
 
 // sentinel maps the store's ErrNotFound (no such DLQ record) to the package's; the decisions'
