@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/leadpipe/leadpipe/common/pii"
 )
 
 // SchemaVersion is the version of the normalized event this package writes.
@@ -83,21 +85,48 @@ type Enrichment struct {
 }
 
 // ContactKey is the value used as the Pub/Sub ordering key and as the CRM external id when the
-// source gives none: the contact external id, else a hash of the email or phone. It never holds
-// personal data in clear.
-func (e *Event) ContactKey() string {
+// source gives none: the contact external id, else a keyed token (HMAC under the deployment's
+// PII_HASH_KEY, see common/pii) of the email or phone. It never holds personal data in clear,
+// and without the key a list of addresses cannot confirm one. Every service of a deployment
+// must use the same hasher: ingest orders by this key and the processor upserts by it.
+func (e *Event) ContactKey(h *pii.Hasher) string {
 	id := e.Identity
 	switch {
 	case id.ContactExternalID != "":
 		return e.Source + ":" + id.ContactExternalID
 	case id.Email != "":
-		return e.Source + ":email:" + shortHash(strings.ToLower(id.Email))
+		return e.Source + ":email:" + h.Email(id.Email)
 	case id.PhoneE164 != "":
-		return e.Source + ":phone:" + shortHash(id.PhoneE164)
+		return e.Source + ":phone:" + h.Phone(id.PhoneE164)
 	case e.Enrich != nil && e.Enrich.Refs["leadgen_id"] != "":
 		return e.Source + ":lead:" + e.Enrich.Refs["leadgen_id"]
 	default:
 		return e.Source + ":key:" + shortHash(e.IdempotencyKey)
+	}
+}
+
+// OrderingKey is the Pub/Sub ordering key: ContactKey, unless that is longer than Pub/Sub
+// accepts (only an event Validate refuses, stored and dead-lettered as unusable, can have such
+// a key); then a hash of the idempotency key, so the event is still published.
+func (e *Event) OrderingKey(h *pii.Hasher) string {
+	if k := e.ContactKey(h); len(k) <= MaxOrderingKey {
+		return k
+	}
+	return "key:" + shortHash(e.IdempotencyKey)
+}
+
+// contactKeyLen is len(ContactKey) without computing a token (tokens are 64 hex digits).
+func (e *Event) contactKeyLen() int {
+	id := e.Identity
+	switch {
+	case id.ContactExternalID != "":
+		return len(e.Source) + 1 + len(id.ContactExternalID)
+	case id.Email != "", id.PhoneE164 != "":
+		return len(e.Source) + len(":email:") + 64
+	case e.Enrich != nil && e.Enrich.Refs["leadgen_id"] != "":
+		return len(e.Source) + len(":lead:") + len(e.Enrich.Refs["leadgen_id"])
+	default:
+		return len(e.Source) + len(":key:") + 24
 	}
 }
 
@@ -107,6 +136,22 @@ var (
 	ErrMissingField  = errors.New("missing required field")
 	ErrNoIdentity    = errors.New("event has no identity (contact_external_id, email or phone_e164)")
 	ErrBadRouting    = errors.New("invalid routing")
+	// ErrTooLong: an identifier is longer than Pub/Sub or the CRMs accept (see the Max
+	// constants). Refused at intake, so an event can never be accepted and then stuck.
+	ErrTooLong = errors.New("identifier too long")
+)
+
+// Bounds of identifiers, in bytes.
+const (
+	// MaxExternalID: CRM external id fields hold 255 characters (Salesforce External ID text
+	// fields, HubSpot unique properties in practice).
+	MaxExternalID = 255
+	// MaxEmail: the longest valid address (RFC 5321 path limit).
+	MaxEmail = 254
+	// MaxPhone: E.164 is at most 15 digits and the +.
+	MaxPhone = 16
+	// MaxOrderingKey: Pub/Sub refuses ordering keys over 1 KB.
+	MaxOrderingKey = 1024
 )
 
 // Validate checks the event against schema v1. A thin event marked for enrichment may lack
@@ -129,6 +174,22 @@ func (e *Event) Validate() error {
 	if e.Identity.Empty() && e.Enrich == nil {
 		return ErrNoIdentity
 	}
+	for _, f := range []struct {
+		name string
+		v    string
+		max  int
+	}{
+		{"identity.contact_external_id", e.Identity.ContactExternalID, MaxExternalID},
+		{"identity.email", e.Identity.Email, MaxEmail},
+		{"identity.phone_e164", e.Identity.PhoneE164, MaxPhone},
+	} {
+		if len(f.v) > f.max {
+			return fmt.Errorf("%w: %s is %d bytes (max %d)", ErrTooLong, f.name, len(f.v), f.max)
+		}
+	}
+	if n := e.contactKeyLen(); n > MaxOrderingKey {
+		return fmt.Errorf("%w: contact key (ordering key) is %d bytes (max %d)", ErrTooLong, n, MaxOrderingKey)
+	}
 	switch e.Routing.Mode {
 	case ModeUpsert, ModeUpdateOnly:
 	default:
@@ -146,24 +207,28 @@ func IdempotencyKey(source, eventType, sourceEventID string) string {
 }
 
 // FallbackIdempotencyKey is used when the source gives no stable id:
-// source|event_type| + hex SHA-256 of the normalized identity fields and occurred_at.
-// The key never contains personal data in clear.
-func FallbackIdempotencyKey(source, eventType string, id Identity, occurredAt time.Time) string {
-	h := sha256.New()
+// source|event_type| + hex HMAC-SHA256, under the deployment's PII_HASH_KEY (h), of the
+// normalized identity fields and occurred_at (pii.KindIdentity). The key never contains
+// personal data in clear, and a dictionary of emails or phones cannot confirm it.
+func FallbackIdempotencyKey(h *pii.Hasher, source, eventType string, id Identity, occurredAt time.Time) string {
+	var b strings.Builder
 	for _, s := range []string{
 		strings.TrimSpace(id.ContactExternalID),
 		strings.ToLower(strings.TrimSpace(id.Email)),
 		strings.TrimSpace(id.PhoneE164),
 		occurredAt.UTC().Format(time.RFC3339Nano),
 	} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+		b.WriteString(s)
+		b.WriteByte(0)
 	}
-	return source + "|" + eventType + "|" + hex.EncodeToString(h.Sum(nil))
+	return source + "|" + eventType + "|" + h.Token(pii.KindIdentity, b.String())
 }
 
 // DocID is the Firestore document id for an idempotency key: hex SHA-256 of the key, so ids
-// are uniformly spread (no hot-spotting) and hold no personal data.
+// are uniformly spread (no hot-spotting) and hold no personal data. It needs no key: an
+// idempotency key is a source's own event id or a keyed token already, never personal data
+// in clear, and tools (replayctl, the triage page) derive a document id from a key without
+// holding the deployment's secret.
 func DocID(idempotencyKey string) string {
 	sum := sha256.Sum256([]byte(idempotencyKey))
 	return hex.EncodeToString(sum[:])

@@ -1,6 +1,7 @@
 package event_test
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/event"
+	"github.com/leadpipe/leadpipe/common/pii"
 )
 
 const (
@@ -121,7 +123,7 @@ var fallbackRE = regexp.MustCompile(`^typeform\|lead\.created\|[0-9a-f]{64}$`)
 
 func TestFallbackIdempotencyKey(t *testing.T) {
 	id := event.Identity{Email: testEmail, PhoneE164: testPhone}
-	base := event.FallbackIdempotencyKey("typeform", event.TypeLeadCreated, id, occurred)
+	base := event.FallbackIdempotencyKey(testHasher, "typeform", event.TypeLeadCreated, id, occurred)
 
 	t.Run("format", func(t *testing.T) {
 		if !fallbackRE.MatchString(base) {
@@ -129,7 +131,7 @@ func TestFallbackIdempotencyKey(t *testing.T) {
 		}
 	})
 	t.Run("deterministic", func(t *testing.T) {
-		if again := event.FallbackIdempotencyKey("typeform", event.TypeLeadCreated, id, occurred); again != base {
+		if again := event.FallbackIdempotencyKey(testHasher, "typeform", event.TypeLeadCreated, id, occurred); again != base {
 			t.Errorf("got %q then %q, want equal", base, again)
 		}
 	})
@@ -154,7 +156,7 @@ func TestFallbackIdempotencyKey(t *testing.T) {
 	}
 	for _, tt := range same {
 		t.Run("same/"+tt.name, func(t *testing.T) {
-			if got := event.FallbackIdempotencyKey("typeform", event.TypeLeadCreated, tt.id, tt.at); got != base {
+			if got := event.FallbackIdempotencyKey(testHasher, "typeform", event.TypeLeadCreated, tt.id, tt.at); got != base {
 				t.Errorf("got %q, want %q", got, base)
 			}
 		})
@@ -178,7 +180,7 @@ func TestFallbackIdempotencyKey(t *testing.T) {
 	}
 	for _, tt := range different {
 		t.Run("different/"+tt.name, func(t *testing.T) {
-			if got := event.FallbackIdempotencyKey(tt.source, tt.evtType, tt.id, tt.at); got == base {
+			if got := event.FallbackIdempotencyKey(testHasher, tt.source, tt.evtType, tt.id, tt.at); got == base {
 				t.Errorf("got the same key %q, want a different one", got)
 			}
 		})
@@ -186,7 +188,7 @@ func TestFallbackIdempotencyKey(t *testing.T) {
 }
 
 func TestDocID(t *testing.T) {
-	key := event.FallbackIdempotencyKey("typeform", event.TypeLeadCreated, event.Identity{Email: testEmail}, occurred)
+	key := event.FallbackIdempotencyKey(testHasher, "typeform", event.TypeLeadCreated, event.Identity{Email: testEmail}, occurred)
 	keys := []string{
 		"typeform|lead.created|resp-42",
 		"src|lead.created|" + testEmail, // a careless source id that is an email
@@ -222,7 +224,7 @@ func TestDocID(t *testing.T) {
 }
 
 func TestContactKey(t *testing.T) {
-	hashPart := `[0-9a-f]{24}`
+	hashPart, tokenPart := `[0-9a-f]{24}`, `[0-9a-f]{64}`
 	tests := []struct {
 		name   string
 		id     event.Identity
@@ -230,8 +232,8 @@ func TestContactKey(t *testing.T) {
 		want   string // regexp
 	}{
 		{"external id wins", event.Identity{ContactExternalID: "C-9", Email: testEmail, PhoneE164: testPhone}, nil, `^typeform:C-9$`},
-		{"email", event.Identity{Email: testEmail, PhoneE164: testPhone}, nil, `^typeform:email:` + hashPart + `$`},
-		{"phone", event.Identity{PhoneE164: testPhone}, nil, `^typeform:phone:` + hashPart + `$`},
+		{"email", event.Identity{Email: testEmail, PhoneE164: testPhone}, nil, `^typeform:email:` + tokenPart + `$`},
+		{"phone", event.Identity{PhoneE164: testPhone}, nil, `^typeform:phone:` + tokenPart + `$`},
 		{"leadgen id", event.Identity{}, &event.Enrichment{Provider: "meta_graph", Refs: map[string]string{"leadgen_id": "777"}}, `^typeform:lead:777$`},
 		{"enrich without leadgen id falls back to key", event.Identity{}, &event.Enrichment{Provider: "meta_graph"}, `^typeform:key:` + hashPart + `$`},
 		{"nothing: key hash", event.Identity{}, nil, `^typeform:key:` + hashPart + `$`},
@@ -241,7 +243,7 @@ func TestContactKey(t *testing.T) {
 			e := validEvent()
 			e.Identity = tt.id
 			e.Enrich = tt.enrich
-			got := e.ContactKey()
+			got := e.ContactKey(testHasher)
 			if !regexp.MustCompile(tt.want).MatchString(got) {
 				t.Errorf("ContactKey: got %q, want match %s", got, tt.want)
 			}
@@ -258,18 +260,52 @@ func TestContactKey(t *testing.T) {
 		a, b := validEvent(), validEvent()
 		a.Identity = event.Identity{Email: testEmail}
 		b.Identity = event.Identity{Email: strings.ToUpper(testEmail)}
-		if a.ContactKey() != b.ContactKey() {
-			t.Errorf("got %q and %q, want equal", a.ContactKey(), b.ContactKey())
+		if a.ContactKey(testHasher) != b.ContactKey(testHasher) {
+			t.Errorf("got %q and %q, want equal", a.ContactKey(testHasher), b.ContactKey(testHasher))
 		}
 	})
 	t.Run("email and phone hashes differ", func(t *testing.T) {
 		a, b := validEvent(), validEvent()
 		a.Identity = event.Identity{Email: "x"}
 		b.Identity = event.Identity{PhoneE164: "x"}
-		if a.ContactKey() == b.ContactKey() {
-			t.Errorf("email and phone keys collide: %q", a.ContactKey())
+		if a.ContactKey(testHasher) == b.ContactKey(testHasher) {
+			t.Errorf("email and phone keys collide: %q", a.ContactKey(testHasher))
 		}
 	})
+}
+
+var testHasher, _ = pii.NewHasher([]byte("event-test-pii-key-0123456789"))
+
+// TestKeysAreKeyed: the hashes of personal data in keys are HMACs under the deployment key:
+// another key gives other keys, and the bare SHA-256 a dictionary would try is not among them.
+func TestKeysAreKeyed(t *testing.T) {
+	other, _ := pii.NewHasher([]byte("another-deployment-key-0123"))
+	id := event.Identity{Email: testEmail}
+	k1 := event.FallbackIdempotencyKey(testHasher, "typeform", event.TypeLeadCreated, id, occurred)
+	k2 := event.FallbackIdempotencyKey(other, "typeform", event.TypeLeadCreated, id, occurred)
+	if k1 == k2 {
+		t.Error("the fallback key does not depend on the deployment key")
+	}
+	e := validEvent()
+	e.Identity = id
+	if e.ContactKey(testHasher) == e.ContactKey(other) {
+		t.Error("the contact key does not depend on the deployment key")
+	}
+	bare := sha256.Sum256([]byte(strings.ToLower(testEmail)))
+	for _, k := range []string{k1, e.ContactKey(testHasher)} {
+		if strings.Contains(k, hex.EncodeToString(bare[:12])) {
+			t.Errorf("key %q holds the bare SHA-256 of the email", k)
+		}
+	}
+	var b strings.Builder
+	for _, s := range []string{"", strings.ToLower(testEmail), "", occurred.UTC().Format(time.RFC3339Nano)} {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	plain := sha256.Sum256([]byte(b.String()))
+	if strings.HasSuffix(k1, hex.EncodeToString(plain[:])) {
+		t.Error("the fallback key is the bare SHA-256 of the identity")
+	}
 }
 
 // TestJSONFieldNames checks the wire names against the design brief, exactly.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/pii"
 )
 
 const testSources = `
@@ -49,12 +50,15 @@ sources:
       attributes.company: contact.company
 `
 
+var testHasher, _ = pii.NewHasher([]byte("mapping-test-pii-key-0123456789"))
+
 func testSource(t testing.TB, name string) *Source {
 	t.Helper()
 	s, err := ParseSources([]byte(testSources))
 	if err != nil {
 		t.Fatalf("ParseSources: %v", err)
 	}
+	s.UseHasher(testHasher)
 	src, ok := s.Get(name)
 	if !ok {
 		t.Fatalf("source %s missing", name)
@@ -192,7 +196,7 @@ func TestCanonical(t *testing.T) {
 			name:    "no id: fallback key from identity and occurred_at",
 			body:    `{"event_type":"lead.created","occurred_at":"2026-03-22T12:34:56Z","identity":{"email":"a@b.example"}}`,
 			h:       http.Header{},
-			wantKey: event.FallbackIdempotencyKey("demo", "lead.created", event.Identity{Email: "a@b.example"}, time.Date(2026, 3, 22, 12, 34, 56, 0, time.UTC)),
+			wantKey: event.FallbackIdempotencyKey(testHasher, "demo", "lead.created", event.Identity{Email: "a@b.example"}, time.Date(2026, 3, 22, 12, 34, 56, 0, time.UTC)),
 		},
 		{
 			name:    "missing occurred_at uses received_at when there is an id",

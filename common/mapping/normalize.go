@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ var (
 	ErrNoIdentity = errors.New("payload has no identity")
 	// ErrSchemaMismatch: the body is JSON but not in the source's format.
 	ErrSchemaMismatch = errors.New("payload does not match the source schema")
+	// ErrNoHasher: the sources have no keyed hasher (Sources.UseHasher): a configuration
+	// error, not a property of the payload.
+	ErrNoHasher = errors.New("no PII hash key configured")
 )
 
 // UnusableError is returned by Normalize for a payload that cannot be used. Reason is one of
@@ -87,10 +91,46 @@ func unusable(reason error, partial *event.Event, format string, args ...any) er
 // several leads). Every returned event passes event.Validate and has everything but
 // correlation_id, audit.raw_event_ref and audit.normalized_event_ref, which belong to the
 // caller. The event id is derived from the idempotency key, so re-normalizing gives the same
-// id. An unusable payload returns a *UnusableError and no events.
+// id. A payload with any unusable item returns that item's *UnusableError and no events; ingest
+// uses NormalizeItems, which keeps the usable items of such a payload.
 func (s *Source) Normalize(body []byte, headers http.Header, receivedAt time.Time) ([]event.Event, error) {
+	items, err := s.NormalizeItems(body, headers, receivedAt)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]event.Event, 0, len(items))
+	for _, it := range items {
+		if it.Unusable != nil {
+			return nil, it.Unusable
+		}
+		out = append(out, *it.Event)
+	}
+	return out, nil
+}
+
+// Item is one item of a delivery: a usable Event, or an Unusable one (its Partial is the
+// event to store and quarantine).
+type Item struct {
+	Event    *event.Event
+	Unusable *UnusableError
+}
+
+// NormalizeItems maps one delivery's body to its items. A payload that cannot be used as a
+// whole (not JSON, not the source's format, no usable item at all) returns a *UnusableError
+// and no items. A payload of several items (a Meta POST with several changes) where only some
+// are unusable returns every item: the usable ones as events, each unusable one as an
+// UnusableError whose Partial is keyed by its own source event id when it has one, else by the
+// delivery and the item's index (ItemKey), so a retried delivery finds the same keys.
+func (s *Source) NormalizeItems(body []byte, headers http.Header, receivedAt time.Time) ([]Item, error) {
+	if s.hasher == nil {
+		return nil, fmt.Errorf("source %s: %w", s.Name, ErrNoHasher)
+	}
 	receivedAt = receivedAt.UTC()
 	drafts, err := s.normalize(s, body, headers, receivedAt)
+	var bad itemErrors
+	if errors.As(err, &bad) {
+		err = nil
+	}
 	if err != nil {
 		var de *draftError
 		if !errors.As(err, &de) {
@@ -101,26 +141,69 @@ func (s *Source) Normalize(body []byte, headers http.Header, receivedAt time.Tim
 	if len(drafts) == 0 {
 		return nil, s.unusableError(&draftError{reason: ErrSchemaMismatch, detail: "no events in payload"}, body, receivedAt)
 	}
-	out := make([]event.Event, 0, len(drafts))
+	items := make([]Item, len(drafts))
+	usable := 0
+	var firstBad *draftError
 	for i := range drafts {
-		ev := drafts[i]
-		if ev.OccurredAt.IsZero() {
-			if ev.SourceEventID == "" {
-				// The fallback key hashes occurred_at: a receive time would change on every retry.
-				return nil, s.unusableError(&draftError{reason: ErrSchemaMismatch, detail: "no occurred_at and no source event id", partial: &ev}, body, receivedAt)
+		de := bad[i]
+		if de == nil {
+			ev, e := s.check(drafts[i], receivedAt)
+			if e == nil {
+				items[i].Event = ev
+				usable++
+				continue
 			}
-			ev.OccurredAt = receivedAt
+			de = e
 		}
-		s.complete(&ev, receivedAt)
-		if ev.Identity.Empty() && ev.Enrich == nil {
-			return nil, s.unusableError(&draftError{reason: ErrNoIdentity, detail: "no contact_external_id, email or phone", partial: &ev}, body, receivedAt)
+		if firstBad == nil {
+			firstBad = de
 		}
-		if err := ev.Validate(); err != nil {
-			return nil, s.unusableError(&draftError{reason: ErrSchemaMismatch, detail: err.Error(), partial: &ev}, body, receivedAt)
+		ue := s.unusableError(de, body, receivedAt)
+		if de.partial == nil || de.partial.SourceEventID == "" || de.partial.EventType == "" {
+			ue.Partial.IdempotencyKey = ItemKey(s.Name, body, i)
+			ue.Partial.EventID = EventID(ue.Partial.IdempotencyKey)
 		}
-		out = append(out, ev)
+		items[i].Unusable = ue
 	}
-	return out, nil
+	if usable == 0 {
+		// Nothing to keep: the delivery is quarantined whole, as one unusable payload.
+		return nil, s.unusableError(firstBad, body, receivedAt)
+	}
+	return items, nil
+}
+
+// check completes and validates one draft.
+func (s *Source) check(ev event.Event, receivedAt time.Time) (*event.Event, *draftError) {
+	if ev.OccurredAt.IsZero() {
+		if ev.SourceEventID == "" {
+			// The fallback key hashes occurred_at: a receive time would change on every retry.
+			return nil, &draftError{reason: ErrSchemaMismatch, detail: "no occurred_at and no source event id", partial: &ev}
+		}
+		ev.OccurredAt = receivedAt
+	}
+	s.complete(&ev, receivedAt)
+	if ev.Identity.Empty() && ev.Enrich == nil {
+		return nil, &draftError{reason: ErrNoIdentity, detail: "no contact_external_id, email or phone", partial: &ev}
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, &draftError{reason: ErrSchemaMismatch, detail: err.Error(), partial: &ev}
+	}
+	return &ev, nil
+}
+
+// maxSourceEventID bounds source event ids (they are parts of keys and ordering keys).
+const maxSourceEventID = 256
+
+// itemErrors is what a normalizer returns, next to its drafts, when some items of a payload
+// of several are unusable: drafts[i] is a placeholder for each index i it holds.
+type itemErrors map[int]*draftError
+
+func (e itemErrors) Error() string { return fmt.Sprintf("%d unusable items", len(e)) }
+
+// ItemKey is the idempotency key of item index of a delivery that gave it no usable id:
+// source|unknown| hex SHA-256 of the body, "." and the index.
+func ItemKey(source string, body []byte, index int) string {
+	return UnknownKey(source, body) + "." + strconv.Itoa(index)
 }
 
 // complete fills the fields every event of the source gets.
@@ -134,7 +217,7 @@ func (s *Source) complete(ev *event.Event, receivedAt time.Time) {
 	if ev.SourceEventID != "" {
 		ev.IdempotencyKey = event.IdempotencyKey(s.Name, ev.EventType, ev.SourceEventID)
 	} else {
-		ev.IdempotencyKey = event.FallbackIdempotencyKey(s.Name, ev.EventType, ev.Identity, ev.OccurredAt)
+		ev.IdempotencyKey = event.FallbackIdempotencyKey(s.hasher, s.Name, ev.EventType, ev.Identity, ev.OccurredAt)
 	}
 	ev.EventID = EventID(ev.IdempotencyKey)
 	ev.Routing = s.Routing.For(ev.EventType)

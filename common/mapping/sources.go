@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/leadpipe/leadpipe/common/event"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/secrets"
 )
 
@@ -66,10 +67,20 @@ type Sources struct {
 	byName map[string]*Source
 }
 
+// UseHasher sets the keyed hasher (PII_HASH_KEY) the sources' fallback idempotency keys are
+// made with. Normalize refuses to run without one (ErrNoHasher).
+func (s *Sources) UseHasher(h *pii.Hasher) {
+	for _, src := range s.byName {
+		src.hasher = h
+	}
+}
+
 // Source is one configured sender.
 type Source struct {
 	// Name is the key in the sources file and the {source} path segment; [a-z0-9_-], at most 64.
 	Name string `yaml:"-"`
+	// hasher makes fallback idempotency keys (see Sources.UseHasher).
+	hasher *pii.Hasher
 	// Kind is required.
 	Kind Kind `yaml:"kind"`
 	// MappingVersion is written into every event; bump it when the mapping changes. Default "<kind>-1".

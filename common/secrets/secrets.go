@@ -17,6 +17,7 @@ import (
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"google.golang.org/api/option"
 
 	"github.com/leadpipe/leadpipe/common/config"
 )
@@ -27,23 +28,28 @@ var (
 	ErrBadReference = errors.New("bad secret reference")
 	// ErrNotSet: the environment variable is unset or empty.
 	ErrNotSet = errors.New("secret not set")
+	// ErrBlank: the secret's value is empty or only white space (an environment variable set
+	// to spaces, a Secret Manager version holding a blank line). A verifier keyed by it would
+	// accept what anyone can sign, so Resolve refuses it.
+	ErrBlank = errors.New("secret is blank")
 )
 
 // Resolver resolves references. It is safe for concurrent use.
 type Resolver struct {
-	env config.Lookuper
+	env  config.Lookuper
+	opts []option.ClientOption
 
 	mu sync.Mutex
 	sm *secretmanager.Client
 }
 
 // NewResolver returns a Resolver reading environment references through env (nil: the process
-// environment).
-func NewResolver(env config.Lookuper) *Resolver {
+// environment). opts configure the Secret Manager client (tests point it at a fake).
+func NewResolver(env config.Lookuper, opts ...option.ClientOption) *Resolver {
 	if env == nil {
 		env = config.OSLookuper()
 	}
-	return &Resolver{env: env}
+	return &Resolver{env: env, opts: opts}
 }
 
 // IsSecretManager reports whether ref names a Secret Manager version.
@@ -74,6 +80,9 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (string, error) {
 		if !found || v == "" {
 			return "", fmt.Errorf("resolve %s: %w", ref, ErrNotSet)
 		}
+		if strings.TrimSpace(v) == "" {
+			return "", fmt.Errorf("resolve %s: %w", ref, ErrBlank)
+		}
 		return v, nil
 	}
 	c, err := r.client(ctx)
@@ -84,7 +93,11 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", ref, err)
 	}
-	return string(resp.GetPayload().GetData()), nil
+	v := string(resp.GetPayload().GetData())
+	if strings.TrimSpace(v) == "" {
+		return "", fmt.Errorf("resolve %s: %w", ref, ErrBlank)
+	}
+	return v, nil
 }
 
 // Close releases the Secret Manager client, if one was created.
@@ -105,7 +118,7 @@ func (r *Resolver) client(ctx context.Context) (*secretmanager.Client, error) {
 	if r.sm != nil {
 		return r.sm, nil
 	}
-	c, err := secretmanager.NewClient(ctx)
+	c, err := secretmanager.NewClient(ctx, r.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("secret manager client: %w", err)
 	}

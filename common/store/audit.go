@@ -35,6 +35,7 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 	if _, err := ref.Create(ctx, e); err != nil {
 		return "", fmt.Errorf("append audit: %w", classify(err))
 	}
+	LogAudit(ctx, ref.ID, e)
 	return ref.ID, nil
 }
 

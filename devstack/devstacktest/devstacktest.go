@@ -170,6 +170,7 @@ func (e *Env) Vars() map[string]string {
 func (e *Env) Lookuper(overrides map[string]string) config.Lookuper {
 	m := e.Vars()
 	m["LOG_LEVEL"] = "warn"
+	m["PII_HASH_KEY"] = TestPIIHashKey
 	for k, v := range overrides {
 		m[k] = v
 	}
@@ -233,6 +234,10 @@ func (e *Env) Close() {
 		fmt.Fprintln(os.Stderr, "devstacktest: close:", err)
 	}
 }
+
+// TestPIIHashKey is the PII_HASH_KEY Lookuper gives the services under test (tests compute
+// the same tokens with pii.NewHasher([]byte(TestPIIHashKey))).
+const TestPIIHashKey = "devstacktest-pii-hash-key-0123456789"
 
 func randomBytes(n int) []byte {
 	b := make([]byte, n)

@@ -243,7 +243,8 @@ func (s *Server) authVerdict(system string, r *http.Request) *verdict {
 			return unauth
 		}
 	case SystemMeta:
-		if r.URL.Query().Get("access_token") == "" {
+		// The Graph API takes the token in an Authorization: Bearer header or in the query.
+		if token == "" && r.URL.Query().Get("access_token") == "" {
 			return &verdict{status: http.StatusBadRequest, code: "190", msg: "An access token is required to request this resource."}
 		}
 	}

@@ -160,3 +160,67 @@ func (s *Server) hsLookup(r *http.Request) []*Record {
 	}
 	return nil
 }
+
+// hsBatchUpdate is POST /crm/v3/objects/{object}/batch/update: each input names its record by
+// idProperty and id in the body (HubSpot's form that keeps the email out of the URL). Inputs
+// that match no record are errors: 404 OBJECT_NOT_FOUND when none matched, 207 with "errors"
+// when some did, as HubSpot answers.
+func (s *Server) hsBatchUpdate(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Inputs []hsInput `json:"inputs"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Inputs) == 0 {
+		hsError(w, http.StatusBadRequest, "Invalid input JSON")
+		return
+	}
+	for _, in := range body.Inputs {
+		if in.ID == "" {
+			hsError(w, http.StatusBadRequest, "id is required")
+			return
+		}
+		if msg := hsValidate(in.Properties); msg != "" {
+			hsError(w, http.StatusBadRequest, msg)
+			return
+		}
+	}
+	object := r.PathValue("object")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	results := []map[string]any{}
+	var missing []string
+	for _, in := range body.Inputs {
+		var m []*Record
+		if in.IDProperty != "" {
+			m = s.find(SystemHubSpot, object, in.IDProperty, in.ID)
+		} else {
+			for _, rec := range s.records {
+				if rec.System == SystemHubSpot && rec.ID == in.ID {
+					m = append(m, rec)
+				}
+			}
+		}
+		if len(m) == 0 {
+			missing = append(missing, in.ID)
+			continue
+		}
+		for k, v := range in.Properties {
+			m[0].Fields[k] = v
+		}
+		m[0].Version++
+		m[0].UpdatedAt = time.Now().UTC()
+		results = append(results, hsRecord(m[0], false))
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	switch {
+	case len(results) == 0:
+		writeJSON(w, http.StatusNotFound, map[string]any{"status": "error", "category": "OBJECT_NOT_FOUND",
+			"message":       fmt.Sprintf("Could not get some %s objects, they may be deleted or not exist.", object),
+			"correlationId": fmt.Sprintf("corr-%d", time.Now().UnixNano())})
+	case len(missing) > 0:
+		writeJSON(w, http.StatusMultiStatus, map[string]any{"status": "COMPLETE", "results": results, "numErrors": len(missing),
+			"errors":    []map[string]any{{"status": "error", "category": "OBJECT_NOT_FOUND", "message": "objects not found"}},
+			"startedAt": now, "completedAt": now})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now})
+	}
+}

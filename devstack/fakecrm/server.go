@@ -1,6 +1,6 @@
 // Package fakecrm is an in-memory CRM for local runs and tests. It speaks the parts of the
 // Salesforce REST API (OAuth2 client-credentials token, upsert and get by external id), the
-// HubSpot CRM v3 API (contacts batch upsert, create, update by unique property) and a generic
+// HubSpot CRM v3 API (contacts batch upsert, batch update, create, update by unique property) and a generic
 // idempotent webhook that the processor's adapters use, plus the Meta Graph lead endpoint
 // (GET /{version}/{leadgen_id}) used to enrich thin Meta Lead Ads events.
 //
@@ -124,6 +124,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("PATCH /services/data/{version}/sobjects/{object}/{field}/{value}", s.crm(SystemSalesforce, s.sfUpsert))
 	s.mux.HandleFunc("GET /services/data/{version}/sobjects/{object}/{field}/{value}", s.crm(SystemSalesforce, s.sfGet))
 	s.mux.HandleFunc("POST /crm/v3/objects/{object}/batch/upsert", s.crm(SystemHubSpot, s.hsBatchUpsert))
+	s.mux.HandleFunc("POST /crm/v3/objects/{object}/batch/update", s.crm(SystemHubSpot, s.hsBatchUpdate))
 	s.mux.HandleFunc("POST /crm/v3/objects/{object}", s.crm(SystemHubSpot, s.hsCreate))
 	s.mux.HandleFunc("PATCH /crm/v3/objects/{object}/{id}", s.crm(SystemHubSpot, s.hsUpdate))
 	s.mux.HandleFunc("GET /crm/v3/objects/{object}/{id}", s.crm(SystemHubSpot, s.hsGet))

@@ -174,6 +174,12 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	env["SOURCES_FILE"] = sourcesFile
 	env["DEMO_WEBHOOK_SECRET"] = s.DemoSecret
 	env["SWEEP_INTERVAL"] = "5s"
+	// POST /internal/sweep takes a generated bearer token locally (OIDC in the cloud).
+	// The keyed-hash secret every service shares (Secret Manager in the cloud).
+	env["PII_HASH_KEY"] = hex.EncodeToString(randomBytes(32))
+	env["SWEEP_AUTH"] = "token"
+	env["SWEEP_TOKEN"] = "env:DEVSTACK_SWEEP_TOKEN"
+	env["DEVSTACK_SWEEP_TOKEN"] = hex.EncodeToString(randomBytes(16))
 	env["PUSH_AUTH"] = "none"
 	// The "find a lead" index key, shared by ingest (writes) and the replayer (searches).
 	env["PII_HASH_KEY"] = hex.EncodeToString(randomBytes(32))

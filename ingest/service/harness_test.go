@@ -203,6 +203,7 @@ func newFixture(t testing.TB, overrides map[string]string) *fixture {
 		"SOURCES_FILE": path, "DEMO_WEBHOOK_SECRET": demoSecret, "OLD_DEMO_SECRET": "whsec_b2xkLXNlY3JldA==",
 		"META_APP_SECRET": metaSecret, "META_VERIFY_TOKEN": metaToken, "TYPEFORM_SECRET": typeformKey,
 		"PARTNER_SECRET": partnerSecret, "PERSIST_TIMEOUT": "2s", "PUBLISH_TIMEOUT": "2s",
+		"SWEEP_AUTH": "none",
 	}
 	for k, v := range overrides {
 		vars[k] = v

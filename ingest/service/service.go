@@ -5,7 +5,6 @@ package service
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/config"
+	"github.com/leadpipe/leadpipe/common/idauth"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/mapping"
 	"github.com/leadpipe/leadpipe/common/pii"
@@ -38,6 +38,10 @@ import (
 func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	return run(ctx, env, srv)
 }
+
+// sweepValidate replaces idtoken.Validate for the sweep's OIDC check (tests sign tokens
+// locally); nil in production.
+var sweepValidate idauth.Validator
 
 var run = app.Runner("ingest", func(ctx context.Context, cfg *Config, d app.Deps) (app.Service, error) {
 	return New(ctx, cfg, d)
@@ -64,12 +68,17 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 			_ = s.Close()
 		}
 	}()
+	hasher, err := pii.NewHasher([]byte(cfg.PIIHashKey))
+	if err != nil {
+		return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
+	}
 	srcs, err := mapping.LoadSources(cfg.SourcesFile)
 	if err != nil {
 		return nil, err
 	}
 	resolver := secrets.NewResolver(deps.Env)
 	s.closers = append(s.closers, resolver.Close)
+	srcs.UseHasher(hasher)
 	sources := resolveSources(ctx, srcs, resolver, cfg.SignatureTolerance)
 
 	ps := deps.PubSub
@@ -78,25 +87,17 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 	s.closers = append(s.closers, func() error { leads.Stop(); dlq.Stop(); return nil })
 
 	s.store = deps.Store
-	s.outbox = outbox.New(s.store, leads, dlq, outbox.Options{
+	s.outbox = outbox.New(s.store, leads, dlq, outbox.Options{Hasher: hasher,
 		Delay: cfg.OutboxDelay, Grace: cfg.PublishGrace, PublishTimeout: cfg.PublishTimeout,
 	})
-	var hasher *pii.Hasher
-	if cfg.PIIHashKey != "" {
-		if hasher, err = pii.NewHasher([]byte(cfg.PIIHashKey)); err != nil {
-			return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
-		}
-	}
 	h := webhook.New(sources, s.store, archive.New(deps.Storage, cfg.GCP.Bucket()), s.outbox, webhook.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, PersistTimeout: cfg.PersistTimeout, RetryAfter: cfg.RetryAfter,
 		Hasher: hasher,
 	})
 
-	var sweepToken string
-	if cfg.SweepToken != "" {
-		if sweepToken, err = resolver.Resolve(ctx, cfg.SweepToken); err != nil {
-			return nil, fmt.Errorf("SWEEP_TOKEN: %w", err)
-		}
+	sweepAuth, err := sweepAuthenticator(ctx, *cfg, resolver, sweepValidate)
+	if err != nil {
+		return nil, err
 	}
 
 	gin.SetMode(gin.ReleaseMode)
@@ -104,7 +105,7 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 	e.Use(gin.Recovery(), withLogger(logging.FromContext(ctx)), routeSpan)
 	e.HandleMethodNotAllowed = true
 	h.Register(e)
-	e.POST("/internal/sweep", s.sweepHandler(sweepToken))
+	e.POST("/internal/sweep", requireCaller(sweepAuth), s.sweepHandler())
 	mux := http.NewServeMux()
 	app.Health(mux, s.ready)
 	e.GET("/healthz", gin.WrapH(mux))
@@ -195,12 +196,8 @@ func (s *Service) ready(ctx context.Context) error {
 // sweepHandler serves POST /internal/sweep: one bounded sweep, answering its counts. 200
 // even when some publishes failed (they stay due); 503 when the outbox cannot be read, so
 // Cloud Scheduler retries.
-func (s *Service) sweepHandler(token string) gin.HandlerFunc {
+func (s *Service) sweepHandler() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if token != "" && subtle.ConstantTimeCompare([]byte(c.GetHeader("Authorization")), []byte("Bearer "+token)) != 1 {
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"status": "error", "error": "sweep token required"})
-			return
-		}
 		res, err := s.outbox.Sweep(c.Request.Context(), s.cfg.SweepBatch, s.cfg.SweepMaxBatches)
 		if err != nil {
 			logging.FromContext(c.Request.Context()).ErrorContext(c.Request.Context(), "sweep", "error", err.Error())

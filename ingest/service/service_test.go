@@ -18,8 +18,10 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 	"github.com/leadpipe/leadpipe/ingest/internal/signature"
 )
 
@@ -94,8 +96,10 @@ func TestAcceptedIsStoredAndPublished(t *testing.T) {
 	if err := json.Unmarshal(got.Data, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if got.OrderingKey != ev.ContactKey() || got.OrderingKey == "" {
-		t.Errorf("ordering key = %q, want %q", got.OrderingKey, ev.ContactKey())
+	// The ordering key is keyed with the service's PII_HASH_KEY.
+	h, _ := pii.NewHasher([]byte(devstacktest.TestPIIHashKey))
+	if got.OrderingKey != ev.ContactKey(h) || got.OrderingKey == "" {
+		t.Errorf("ordering key = %q, want %q", got.OrderingKey, ev.ContactKey(h))
 	}
 	want := map[string]string{
 		pushmsg.AttrIdempotencyKey: l.key(), pushmsg.AttrEventID: wantID, pushmsg.AttrSource: "demo",
@@ -523,7 +527,7 @@ func TestRunServes(t *testing.T) {
 	}
 	svc, err := env.Serve(Run, map[string]string{
 		"SOURCES_FILE": path, "DEMO_WEBHOOK_SECRET": demoSecret, "OLD_DEMO_SECRET": demoSecret,
-		"SWEEP_INTERVAL": "50ms",
+		"SWEEP_INTERVAL": "50ms", "SWEEP_AUTH": "none",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -547,10 +551,14 @@ func TestRunServes(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	tests := map[string]map[string]string{
-		"no sources file": {"SOURCES_FILE": ""},
-		"zero body":       {"MAX_BODY_BYTES": "0"},
-		"big batch":       {"SWEEP_BATCH": "501"},
-		"bad delay":       {"OUTBOX_DELAY": "0s"},
+		"no sources file":             {"SOURCES_FILE": ""},
+		"zero body":                   {"MAX_BODY_BYTES": "0"},
+		"big batch":                   {"SWEEP_BATCH": "501"},
+		"bad delay":                   {"OUTBOX_DELAY": "0s"},
+		"oidc sweep without audience": {"SWEEP_AUTH": "oidc", "SWEEP_SERVICE_ACCOUNTS": "s@p.iam.gserviceaccount.com"},
+		"oidc sweep without accounts": {"SWEEP_AUTH": "oidc", "SWEEP_AUDIENCE": "https://ingest", "SWEEP_SERVICE_ACCOUNTS": " , "},
+		"token sweep without token":   {"SWEEP_AUTH": "token"},
+		"unknown sweep auth":          {"SWEEP_AUTH": "iam"},
 	}
 	for name, o := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package service_test
 
 import (
+	"github.com/leadpipe/leadpipe/common/pii"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -150,7 +152,7 @@ func publish(t testing.TB, evs ...*event.Event) {
 	var rs []*pubsub.PublishResult
 	for _, ev := range evs {
 		data, _ := json.Marshal(ev)
-		rs = append(rs, p.Publish(context.Background(), &pubsub.Message{Data: data, Attributes: attrs(ev), OrderingKey: ev.ContactKey()}))
+		rs = append(rs, p.Publish(context.Background(), &pubsub.Message{Data: data, Attributes: attrs(ev), OrderingKey: ev.ContactKey(e2eHasher)}))
 	}
 	for _, r := range rs {
 		if _, err := r.Get(context.Background()); err != nil {
@@ -348,3 +350,5 @@ func TestLeaseExpiresMidFlight(t *testing.T) {
 		t.Errorf("attempt outcomes: got %+v, want succeeded and superseded", hist)
 	}
 }
+
+var e2eHasher, _ = pii.NewHasher([]byte(devstacktest.TestPIIHashKey))

@@ -13,12 +13,12 @@ import (
 	"os"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 
 	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry"
@@ -68,6 +68,11 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 	st := deps.Store
 	pub := dlq.New(deps.PubSub, cfg.GCP.DLQTopic)
 	s.closers = append(s.closers, pub.Stop)
+	hasher, err := pii.NewHasher([]byte(cfg.PIIHashKey))
+	if err != nil {
+		return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
+	}
+	cfg.hasher = hasher
 
 	h := &push.Handler{
 		Store: st,
@@ -123,24 +128,26 @@ func (s *Service) Close() error {
 // failure.
 func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.Route {
 	// One client per CRM: each request is a client span and is measured with the CRM's name.
-	client := func(name string) *http.Client {
-		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil)}
+	client := func(name string, routes []string) *http.Client {
+		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil, routes...)}
 	}
 	adapters := map[string]crm.Upserter{}
+	hasher := cfg.hasher
 	if cfg.SalesforceInstanceURL != "" {
 		adapters["salesforce"] = salesforce.New(salesforce.Config{InstanceURL: cfg.SalesforceInstanceURL, TokenURL: cfg.SalesforceTokenURL,
-			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, APIVersion: cfg.SalesforceAPIVersion, HTTPClient: client("salesforce")})
+			ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, APIVersion: cfg.SalesforceAPIVersion, HTTPClient: client("salesforce", salesforce.Routes), Hasher: hasher})
 	}
 	if cfg.HubSpotBaseURL != "" {
-		adapters["hubspot"] = hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotBaseURL, AccessToken: cfg.HubSpotAccessToken, HTTPClient: client("hubspot")})
+		adapters["hubspot"] = hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotBaseURL, AccessToken: cfg.HubSpotAccessToken, HTTPClient: client("hubspot", hubspot.Routes), Hasher: hasher})
 	}
 	if cfg.WebhookCRMURL != "" {
-		adapters["webhook"] = webhook.New(webhook.Config{URL: cfg.WebhookCRMURL, HTTPClient: client("webhook")})
+		adapters["webhook"] = webhook.New(webhook.Config{URL: cfg.WebhookCRMURL, HTTPClient: client("webhook", nil)})
 	}
 	var meta *enrich.Meta
 	if cfg.MetaAccessToken != "" {
 		meta = &enrich.Meta{BaseURL: cfg.MetaGraphURL, Version: cfg.MetaGraphVersion, AccessToken: cfg.MetaAccessToken,
-			HTTPClient: &http.Client{Timeout: 15 * time.Second, Transport: otelhttp.NewTransport(http.DefaultTransport)}}
+			HTTPClient: &http.Client{Timeout: 15 * time.Second,
+				Transport: telemetry.ClientTransport(nil, telemetry.Client{Name: "meta graph", Routes: enrich.Routes})}}
 	}
 	policy := retry.Default
 	policy.Spacing = cfg.RetrySpacing

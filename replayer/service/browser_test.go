@@ -171,11 +171,7 @@ func TestTriageFormNeedsCSRF(t *testing.T) {
 	id := seed(t, ev, store.StateQuarantined, 1)
 	pushDLQ(t, ev, processorAttrs(ev, "permanent", "x", 1), "m-c1")
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.PostForm(baseURL+"/ui/login", url.Values{"token": {aliceToken}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := loginAt(t, baseURL, aliceToken, "/", true)
 	var cookie *http.Cookie
 	for _, c := range resp.Cookies() {
 		if c.Name == "replayer_session" {
@@ -202,11 +198,7 @@ func TestTriageFormNeedsCSRF(t *testing.T) {
 	if getEvent(t, id).State != store.StateQuarantined {
 		t.Error("a forged form post replayed the event")
 	}
-	resp, err = client.PostForm(baseURL+"/ui/login", url.Values{"token": {"wrong"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp = loginAt(t, baseURL, "wrong", "/", true)
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("login with a wrong token = %d, want 401", resp.StatusCode)
 	}

@@ -16,11 +16,7 @@ var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request
 // signIn posts the login form as a browser does and returns the session cookie.
 func signIn(t *testing.T, token string) *http.Cookie {
 	t.Helper()
-	resp, err := noRedirect.PostForm(baseURL+"/ui/login", url.Values{"token": {token}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := loginAt(t, baseURL, token, "/", true)
 	for _, c := range resp.Cookies() {
 		if c.Name == "replayer_session" {
 			return c

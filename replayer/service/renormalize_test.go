@@ -14,8 +14,10 @@ import (
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 	"github.com/leadpipe/leadpipe/replayer/internal/api"
 	"github.com/leadpipe/leadpipe/replayer/internal/replay"
 )
@@ -60,6 +62,9 @@ func quarantineUnusable(t *testing.T, sourcesYAML string, body []byte, archiveIt
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As ingest does, with the replayer's PII_HASH_KEY.
+	h, _ := pii.NewHasher([]byte(devstacktest.TestPIIHashKey))
+	sources.UseHasher(h)
 	src, _ := sources.Get("webform")
 	received := time.Now().UTC().Truncate(time.Millisecond)
 	_, err = src.Normalize(body, http.Header{}, received)

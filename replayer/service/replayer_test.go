@@ -273,7 +273,7 @@ func TestRawNeedsPermission(t *testing.T) {
 		t.Errorf("bob include=raw = %d, want 403", code)
 	}
 	var full views.Detail
-	if code := call(t, "GET", "/v1/dlq/"+id+"?include=raw", aliceToken, nil, &full); code != http.StatusOK {
+	if code := call(t, "GET", "/v1/dlq/"+id+"?include=raw&reason=test", aliceToken, nil, &full); code != http.StatusOK {
 		t.Fatalf("alice include=raw = %d", code)
 	}
 	if full.Normalized == nil || full.Normalized.Identity.ContactExternalID != "c-raw-1" {

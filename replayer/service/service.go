@@ -18,6 +18,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry"
@@ -59,9 +60,13 @@ var _ app.Service = (*Service)(nil)
 func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 	st := deps.Store
 	raw := archive.New(deps.Storage, cfg.GCP.Bucket())
-	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace}
+	hasher, err := pii.NewHasher([]byte(cfg.PIIHashKey))
+	if err != nil {
+		return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
+	}
+	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace, Hasher: hasher}
 	if cfg.SourcesFile != "" {
-		sources, err := renormalize.LoadFile(cfg.SourcesFile)
+		sources, err := renormalize.LoadFile(cfg.SourcesFile, hasher)
 		if err != nil {
 			return nil, err
 		}
@@ -80,6 +85,7 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	sessions.Gens = sessionGenerations{st}
 	topic := replay.NewTopicPublisher(deps.PubSub, cfg.GCP.LeadsTopic)
 	pub := newTracedPublisher(topic)
 	rp := replay.New(st, pub, opts)
@@ -106,10 +112,6 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 		intake = (&auth.Push{Audience: cfg.PushAudience, ServiceAccounts: cfg.PushServiceAccounts}).Verify(intake)
 	}
 	mux.Handle("POST /pubsub/dlq", intake)
-	hasher, err := piiHasher(cfg.PIIHashKey)
-	if err != nil {
-		return nil, err
-	}
 	reader := views.New(st, raw, cfg.RawReaders, hasher)
 	(&api.API{Views: reader, Replayer: rp, Jobs: jobs, Auto: auto}).Register(mux, auth.Require(authn))
 	(&triage.Page{Views: reader, Replayer: rp, Jobs: jobs, Authn: authn, Sessions: sessions}).Register(mux)
@@ -171,4 +173,16 @@ func authenticator(cfg *Config) (auth.Authenticator, error) {
 		return auth.ParseStatic(cfg.Tokens)
 	}
 	return &auth.OIDC{Audience: cfg.AuthAudience, Allowed: cfg.AllowedPrincipals}, nil
+}
+
+// sessionGenerations keeps the triage sessions' generations in Firestore, shared by every
+// instance, so a logout or revocation ends the actor's sessions everywhere.
+type sessionGenerations struct{ st *store.Store }
+
+func (g sessionGenerations) Generation(ctx context.Context, actor string) (int64, error) {
+	return g.st.SessionGeneration(ctx, actor)
+}
+
+func (g sessionGenerations) Revoke(ctx context.Context, actor string) error {
+	return g.st.RevokeSessions(ctx, actor)
 }

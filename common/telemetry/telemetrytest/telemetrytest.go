@@ -177,3 +177,28 @@ func includes(set attribute.Set, match []attribute.KeyValue) bool {
 	}
 	return true
 }
+
+// Labels returns, for every metric recorded so far, its name and the attribute sets of its
+// data points: what a leak check reads.
+func (r *Recorder) Labels() (map[string][]attribute.Set, error) {
+	rm, err := r.Collect()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]attribute.Set{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			pts, err := points(m.Data)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", m.Name, err)
+			}
+			for _, p := range pts {
+				out[m.Name] = append(out[m.Name], p.Attributes)
+			}
+			if len(pts) == 0 {
+				out[m.Name] = nil
+			}
+		}
+	}
+	return out, nil
+}

@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
 )
@@ -52,6 +53,8 @@ type Options struct {
 	PublishTimeout time.Duration
 	// SweepConcurrency bounds publishes in flight during a sweep. Default 16.
 	SweepConcurrency int
+	// Hasher makes the ordering keys (event.ContactKey). Required.
+	Hasher *pii.Hasher
 }
 
 func (o *Options) defaults() {
@@ -249,7 +252,7 @@ func (o *Outbox) message(ctx context.Context, doc *store.EventDoc) (Publisher, *
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode event %s: %w", doc.DocID, err)
 	}
-	return pub, &pubsub.Message{Data: data, Attributes: Attributes(ctx, doc), OrderingKey: doc.Event.ContactKey()}, nil
+	return pub, &pubsub.Message{Data: data, Attributes: Attributes(ctx, doc), OrderingKey: doc.Event.OrderingKey(o.opts.Hasher)}, nil
 }
 
 // Attributes are the message attributes of doc: those of the design brief, replay_id when the

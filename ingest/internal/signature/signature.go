@@ -23,6 +23,8 @@ import (
 var (
 	// ErrMissing: the signature (or a header it needs) is absent or malformed.
 	ErrMissing = errors.New("signature missing or malformed")
+	// ErrBlankSecret: a secret is empty or only white space; New refuses it.
+	ErrBlankSecret = errors.New("blank secret")
 	// ErrMismatch: no secret of the source produces the signature.
 	ErrMismatch = errors.New("signature mismatch")
 	// ErrTimestamp: the signed timestamp is outside the tolerance (replay protection).
@@ -46,6 +48,11 @@ func New(sig mapping.Signature, secrets []string, tolerance time.Duration) (Veri
 	}
 	keys := make([][]byte, len(secrets))
 	for i, s := range secrets {
+		// An empty key signs anything for anyone who knows it is empty: refuse it however it
+		// got here (an env var set to "", a Secret Manager version holding a blank line).
+		if strings.TrimSpace(s) == "" {
+			return nil, fmt.Errorf("signature: secret %d: %w", i, ErrBlankSecret)
+		}
 		if sig.Scheme == mapping.SchemeStandardWebhooks {
 			k, err := DecodeWhsec(s)
 			if err != nil {
@@ -72,7 +79,7 @@ func New(sig mapping.Signature, secrets []string, tolerance time.Duration) (Veri
 // DecodeWhsec decodes a Standard Webhooks secret ("whsec_" + base64 key).
 func DecodeWhsec(s string) ([]byte, error) {
 	k, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
-	if err != nil || len(k) == 0 {
+	if err != nil || len(k) == 0 || strings.TrimSpace(string(k)) == "" {
 		return nil, errors.New("not a whsec_<base64> secret")
 	}
 	return k, nil

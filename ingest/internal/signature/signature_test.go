@@ -133,3 +133,20 @@ func upper(s string) string {
 	}
 	return string(b)
 }
+
+// TestBlankSecretsAreRefused: no verifier is built on an empty or white-space secret, in any
+// scheme (an empty HMAC key verifies what anyone can sign).
+func TestBlankSecretsAreRefused(t *testing.T) {
+	for _, scheme := range []string{mapping.SchemeStandardWebhooks, mapping.SchemeMeta, mapping.SchemeTypeform, mapping.SchemeHMACHex} {
+		blanks := []string{"", " ", "\t\n"}
+		if scheme == mapping.SchemeStandardWebhooks {
+			blanks = append(blanks, "whsec_", "whsec_ICAg") // no key; a key of three spaces
+		}
+		for _, secret := range blanks {
+			sig := mapping.Signature{Scheme: scheme, Header: "X-Sig"}
+			if _, err := New(sig, []string{"whsec_c2VjcmV0", secret}, 0); err == nil {
+				t.Errorf("%s: New accepted secret %q", scheme, secret)
+			}
+		}
+	}
+}

@@ -43,7 +43,7 @@ func TestAnswerFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, a := answerFor(tt.docs, tt.created, tt.ue)
+			code, a := answerFor(tt.docs, tt.created, tt.ue, nil)
 			if code != tt.wantCode || a.Status != tt.wantStatus || a.Reason != tt.wantReason {
 				t.Errorf("got %d %s %q, want %d %s %q", code, a.Status, a.Reason, tt.wantCode, tt.wantStatus, tt.wantReason)
 			}

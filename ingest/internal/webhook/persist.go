@@ -23,6 +23,9 @@ type delivery struct {
 	raw           *archive.Raw
 	rawRef        string
 	docs          []*store.EventDoc
+	// reasons[i] is the unusable reason code of docs[i] in a delivery of several items ("" for
+	// a usable one).
+	reasons []string
 }
 
 // eventDoc is the document of a normalized event, in the outbox until published.

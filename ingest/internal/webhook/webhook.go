@@ -121,6 +121,8 @@ type EventAnswer struct {
 	Status         string `json:"status"`
 	EventID        string `json:"event_id"`
 	IdempotencyKey string `json:"idempotency_key"`
+	// Reason is set on a quarantined item (schema_mismatch, no_identity).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Statuses in answers.
@@ -157,14 +159,15 @@ func (h *Handler) Receive(c *gin.Context) {
 		return
 	}
 	if c.Request.ContentLength > h.opts.MaxBodyBytes {
-		fail(c, http.StatusRequestEntityTooLarge, "body too large")
+		h.tooLarge(c, c.Request.Body)
 		return
 	}
+	orig := c.Request.Body
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.opts.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			fail(c, http.StatusRequestEntityTooLarge, "body too large")
+			h.tooLarge(c, orig)
 			return
 		}
 		fail(c, http.StatusBadRequest, "body could not be read")
@@ -187,7 +190,7 @@ func (h *Handler) Receive(c *gin.Context) {
 		},
 	}
 	d.rawRef = h.archive.Ref(archive.ObjectName(src.Name, body))
-	evs, err := src.Normalize(body, c.Request.Header, now)
+	items, err := src.NormalizeItems(body, c.Request.Header, now)
 	var ue *mapping.UnusableError
 	switch {
 	case errors.As(err, &ue):
@@ -197,8 +200,16 @@ func (h *Handler) Receive(c *gin.Context) {
 		fail(c, http.StatusInternalServerError, "normalization failed")
 		return
 	default:
-		for _, ev := range evs {
-			d.docs = append(d.docs, d.eventDoc(ev, h.pub.Delay()))
+		// A delivery of several items keeps its usable ones; each unusable one is stored and
+		// quarantined on its own key.
+		for _, it := range items {
+			if it.Unusable != nil {
+				d.reasons = append(d.reasons, it.Unusable.Code())
+				d.docs = append(d.docs, d.quarantineDoc(it.Unusable, h.pub.Delay()))
+				continue
+			}
+			d.reasons = append(d.reasons, "")
+			d.docs = append(d.docs, d.eventDoc(*it.Event, h.pub.Delay()))
 		}
 	}
 	created, err := h.persist(ctx, d)
@@ -208,6 +219,21 @@ func (h *Handler) Receive(c *gin.Context) {
 		return
 	}
 	h.answer(c, d, ue, created)
+}
+
+// DrainLimit bounds how much of an oversized body is read and discarded before the 413: a
+// client that writes its whole body before reading (most HTTP clients do) then gets the
+// answer instead of a connection reset. It is Cloud Run's own HTTP/1 request limit (32 MiB),
+// so every request that reaches the service gets its answer; beyond it the connection is
+// closed.
+const DrainLimit = 32 << 20
+
+// tooLarge reads and discards up to DrainLimit bytes of body, then answers 413 and closes the
+// connection.
+func (h *Handler) tooLarge(c *gin.Context, body io.Reader) {
+	_, _ = io.CopyN(io.Discard, body, DrainLimit)
+	c.Header("Connection", "close")
+	fail(c, http.StatusRequestEntityTooLarge, "body too large")
 }
 
 // unavailable answers 503 with Retry-After.
@@ -238,7 +264,7 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	}
 
 	first := d.docs[0]
-	code, a := answerFor(d.docs, created, ue)
+	code, a := answerFor(d.docs, created, ue, d.reasons)
 	c.Set(keyStatus, a.Status)
 	c.Set(keyEvents, len(d.docs))
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
@@ -259,8 +285,9 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 //	202 quarantined  the payload is unusable (valid signature): kept and dead-lettered
 //	200 duplicate    every event was already known
 //
-// A delivery of several events lists each one's status.
-func answerFor(docs []*store.EventDoc, created []bool, ue *mapping.UnusableError) (int, Answer) {
+// A delivery of several events lists each one's status, and for a quarantined item its
+// reasons[i] (the unusable reason code; reasons may be nil).
+func answerFor(docs []*store.EventDoc, created []bool, ue *mapping.UnusableError, reasons []string) (int, Answer) {
 	anyCreated := false
 	for _, c := range created {
 		anyCreated = anyCreated || c
@@ -279,10 +306,17 @@ func answerFor(docs []*store.EventDoc, created []bool, ue *mapping.UnusableError
 	if len(docs) > 1 {
 		for i, doc := range docs {
 			s := StatusAccepted
-			if !created[i] {
+			switch {
+			case !created[i]:
 				s = StatusDuplicate
+			case doc.State == store.StateQuarantined:
+				s = StatusQuarantined
 			}
-			a.Events = append(a.Events, EventAnswer{Status: s, EventID: doc.EventID, IdempotencyKey: doc.IdempotencyKey})
+			ea := EventAnswer{Status: s, EventID: doc.EventID, IdempotencyKey: doc.IdempotencyKey}
+			if s == StatusQuarantined && i < len(reasons) {
+				ea.Reason = reasons[i]
+			}
+			a.Events = append(a.Events, ea)
 		}
 	}
 	return code, a

@@ -18,6 +18,8 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/pii"
+	"github.com/leadpipe/leadpipe/common/telemetry"
 )
 
 // Result is what a successful upsert returns.
@@ -60,12 +62,13 @@ func Chain(u Upserter, mws ...Middleware) Upserter {
 }
 
 // ExternalID is the value an event is upserted by: identity.contact_external_id when the
-// source gave one, else the event's contact key (stable, and free of personal data).
-func ExternalID(ev *event.Event) string {
+// source gave one, else the event's contact key under the deployment's hasher h (stable, and
+// free of personal data).
+func ExternalID(ev *event.Event, h *pii.Hasher) string {
 	if ev.Identity.ContactExternalID != "" {
 		return ev.Identity.ContactExternalID
 	}
-	return ev.ContactKey()
+	return ev.ContactKey(h)
 }
 
 // ClassifyStatus classifies an HTTP error status that an adapter did not handle specially:
@@ -91,6 +94,8 @@ func ClassifyTransport(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	// http.Client's *url.Error quotes the request URL; the path can carry ids.
+	err = telemetry.StripURLError(err)
 	msg := op + ": transport error"
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

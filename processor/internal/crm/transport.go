@@ -5,26 +5,25 @@ import (
 	"strconv"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
+
+	"github.com/leadpipe/leadpipe/common/telemetry"
 )
 
 // MeterName is the OpenTelemetry meter and tracer name of the processor.
 const MeterName = "leadpipe/processor"
 
 // Transport wraps base (nil: http.DefaultTransport) for the CRM called name: every request
-// is an OpenTelemetry client span ("crm <name> <METHOD>", child of the span in the request's
-// context, with W3C trace headers sent along) and is measured in leadpipe.crm.request.duration
+// is an OpenTelemetry client span built by telemetry.ClientTransport ("crm <name> <METHOD>
+// <route>", child of the span in the request's context, with W3C trace headers sent along),
+// which records scheme, host and the matching one of routes (the adapter's request patterns,
+// e.g. salesforce.Routes) and never the request's path or query; each request is measured in leadpipe.crm.request.duration
 // {crm, status_code} (status_code "error" when no response came); 429 answers also count in
 // leadpipe.crm.rate_limited {crm}. Token requests of an adapter go through it too. Call it once
 // per CRM, at start-up: it creates the instruments.
-func Transport(name string, base http.RoundTripper) http.RoundTripper {
-	if base == nil {
-		base = http.DefaultTransport
-	}
+func Transport(name string, base http.RoundTripper, routes ...string) http.RoundTripper {
 	m := otel.Meter(MeterName)
 	// Instrument errors only come from invalid names; the no-op instruments returned with one
 	// keep the transport working.
@@ -34,10 +33,8 @@ func Transport(name string, base http.RoundTripper) http.RoundTripper {
 	limited, _ := m.Int64Counter("leadpipe.crm.rate_limited", metric.WithUnit("{response}"),
 		metric.WithDescription("CRM answers 429 (too many requests), by CRM."))
 	crmAttr := attribute.String("crm", name)
-	traced := otelhttp.NewTransport(base,
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "crm " + name + " " + r.Method }),
-		otelhttp.WithSpanOptions(trace.WithAttributes(attribute.String("leadpipe.crm", name))),
-	)
+	traced := telemetry.ClientTransport(base, telemetry.Client{Name: "crm " + name, Routes: routes,
+		Attributes: []attribute.KeyValue{attribute.String("leadpipe.crm", name)}})
 	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		start := time.Now()
 		resp, err := traced.RoundTrip(r)

@@ -1,12 +1,15 @@
 // Package enrich fills thin events (ids only, e.g. Meta Lead Ads) from their source before the
-// CRM write: for Enrich.Provider "meta_graph" it reads GET {graph}/{version}/{leadgen_id} and
-// maps field_data into identity and attributes. It runs as a crm.Middleware, inside the retry
+// CRM write: for Enrich.Provider "meta_graph" it reads GET {graph}/{version}/{leadgen_id} (the
+// access token in an Authorization header, never in the URL) and maps field_data into identity
+// and attributes. A thin event whose provider is not configured is quarantined, never written
+// empty. It runs as a crm.Middleware, inside the retry
 // middleware, so a Graph API hiccup is retried like a CRM one.
 package enrich
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,6 +30,12 @@ type Meta struct {
 	HTTPClient  *http.Client
 }
 
+// Routes are the Graph API requests Meta sends, for telemetry.ClientTransport.
+var Routes = []string{"GET /{version}/{leadgen_id}"}
+
+// ErrNotConfigured: a thin event needs a provider this processor has no credentials for.
+var ErrNotConfigured = errors.New("enrichment provider not configured")
+
 type graphLead struct {
 	FieldData []struct {
 		Name   string   `json:"name"`
@@ -40,12 +49,13 @@ func (m *Meta) Lead(ctx context.Context, leadgenID string) (map[string]string, e
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
 	}
-	u := fmt.Sprintf("%s/%s/%s?fields=created_time,field_data,form_id,ad_id&access_token=%s",
-		strings.TrimRight(m.BaseURL, "/"), m.Version, url.PathEscape(leadgenID), url.QueryEscape(m.AccessToken))
+	u := fmt.Sprintf("%s/%s/%s?fields=created_time,field_data,form_id,ad_id",
+		strings.TrimRight(m.BaseURL, "/"), m.Version, url.PathEscape(leadgenID))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, failure.Wrap(failure.Permanent, err, "meta graph: build request")
 	}
+	req.Header.Set("Authorization", "Bearer "+m.AccessToken)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, crm.ClassifyTransport(ctx, "meta graph", err)
@@ -69,12 +79,21 @@ func (m *Meta) Lead(ctx context.Context, leadgenID string) (map[string]string, e
 }
 
 // Middleware enriches events marked for provider meta_graph and passes every event on. An
-// enriched event without any identity is permanent.
+// enriched event without any identity is permanent; so is a thin event when m is nil (no Graph
+// token configured): it is quarantined with ErrNotConfigured, to replay once the token is set.
 func Middleware(m *Meta) crm.Middleware {
 	return func(next crm.Upserter) crm.Upserter {
 		return crm.Func(func(ctx context.Context, ev *event.Event) (crm.Result, error) {
-			if ev.Enrich == nil || ev.Enrich.Provider != "meta_graph" || m == nil {
+			if ev.Enrich == nil || ev.Enrich.Provider != "meta_graph" {
 				return next.Upsert(ctx, ev)
+			}
+			if m == nil {
+				if !ev.Identity.Empty() {
+					// Already complete (e.g. a replay of an enriched event): write it as is.
+					return next.Upsert(ctx, ev)
+				}
+				return crm.Result{}, failure.Wrap(failure.Permanent, ErrNotConfigured,
+					"enrich: thin meta_graph lead and no META_ACCESS_TOKEN configured")
 			}
 			id := ev.Enrich.Refs["leadgen_id"]
 			if id == "" {

@@ -2,7 +2,10 @@ package enrich
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/leadpipe/leadpipe/common/event"
@@ -40,3 +43,58 @@ func TestMetaEnrichment(t *testing.T) {
 		t.Errorf("unknown lead: got %v, want permanent", err)
 	}
 }
+
+// TestGraphTokenTravelsInAHeader: the Graph API request carries the access token in its
+// Authorization header and nothing of it in the URL.
+func TestGraphTokenTravelsInAHeader(t *testing.T) {
+	fake, err := fakecrm.Start(fakecrm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	const token = "EAAGgraphtoken123"
+	var seen []*http.Request
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen = append(seen, r)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	m := &Meta{BaseURL: fake.URL(), Version: "v19.0", AccessToken: token, HTTPClient: hc}
+	if _, err := m.Lead(context.Background(), "900100000000009"); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 {
+		t.Fatalf("%d requests, want 1", len(seen))
+	}
+	if u := seen[0].URL.String(); strings.Contains(u, token) || strings.Contains(u, "access_token") {
+		t.Errorf("URL %s carries the token", u)
+	}
+	if got := seen[0].Header.Get("Authorization"); got != "Bearer "+token {
+		t.Errorf("Authorization %q, want the bearer token", got)
+	}
+}
+
+// TestThinLeadWithoutGraphTokenIsQuarantined: with no Graph token configured a thin Meta lead
+// is a permanent failure naming the cause, and nothing reaches the CRM.
+func TestThinLeadWithoutGraphTokenIsQuarantined(t *testing.T) {
+	called := false
+	up := Middleware(nil)(crm.Func(func(context.Context, *event.Event) (crm.Result, error) {
+		called = true
+		return crm.Result{}, nil
+	}))
+	ev := &event.Event{Enrich: &event.Enrichment{Provider: "meta_graph", Refs: map[string]string{"leadgen_id": "900100000000001"}}}
+	_, err := up.Upsert(context.Background(), ev)
+	if !failure.Is(err, failure.Permanent) || !errors.Is(err, ErrNotConfigured) {
+		t.Errorf("got %v, want permanent ErrNotConfigured", err)
+	}
+	if called {
+		t.Error("a thin lead was written to the CRM without enrichment")
+	}
+	complete := &event.Event{Identity: event.Identity{Email: "a@example.com"}, Enrich: ev.Enrich}
+	if _, err := up.Upsert(context.Background(), complete); err != nil || !called {
+		t.Errorf("an event with an identity: err %v, written %v; want written", err, called)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

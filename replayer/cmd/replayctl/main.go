@@ -46,7 +46,8 @@ Commands:
   list          list DLQ records, newest first (filters: --class, --source, --status, --since, --until)
   find QUERY    find leads by email, phone (any format), CRM external or record id, source event id,
                 idempotency key, event id or short id
-  show ID       one record: its reason, event state, CRM, attempts and audit (--json for the raw answer)
+  show ID       one record: its reason, event state, CRM, attempts and audit (--json for the raw
+                answer; --raw --reason TEXT adds the raw payload, with permission, audited)
   replay ID     replay one record (needs --reason)
   bulk-replay   replay every open record matching a filter as a background job, with progress
                 (needs --reason, except with --dry-run)
@@ -350,8 +351,9 @@ func (c *client) find(ctx context.Context, args []string, stderr io.Writer) erro
 
 // show serves "replayctl show ID": the record as a person reads it.
 func (c *client) show(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("show", "replayctl show ID [--raw] [--json]: one record, its reason, event state, CRM, attempts and audit.", stderr)
-	raw := fs.Bool("raw", false, "include the normalized event and raw payload (needs the permission; implies --json)")
+	fs := newFlags("show", "replayctl show ID [--raw --reason TEXT] [--json]: one record, its reason, event state, CRM, attempts and audit.", stderr)
+	raw := fs.Bool("raw", false, "include the normalized event and raw payload (needs the permission and --reason; implies --json)")
+	reason := fs.String("reason", "", "why you read the raw payload (required with --raw; written to the audit log)")
 	asJSON := fs.Bool("json", false, "print the raw JSON answer")
 	id, err := parseWithID(fs, args)
 	if err != nil {
@@ -359,7 +361,10 @@ func (c *client) show(ctx context.Context, args []string, stderr io.Writer) erro
 	}
 	path := "/v1/dlq/" + url.PathEscape(id)
 	if *raw {
-		path += "?include=raw"
+		if strings.TrimSpace(*reason) == "" {
+			return errors.New("show --raw needs --reason (raw reads are audited)")
+		}
+		path += "?include=raw&reason=" + url.QueryEscape(*reason)
 	}
 	var body json.RawMessage
 	if err := c.do(ctx, "GET", path, nil, &body); err != nil {

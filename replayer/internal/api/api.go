@@ -24,7 +24,7 @@ import (
 )
 
 // maxReason bounds reasons; they are operator notes, not documents.
-const maxReason = 2000
+const maxReason = views.MaxReason
 
 // API serves the JSON API. It reads through the read model (views), which the triage page
 // renders from too, and acts through the replay and bulk packages.
@@ -157,7 +157,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) error {
-	d, err := a.Views.Detail(r.Context(), r.PathValue("id"), auth.Actor(r.Context()), r.URL.Query().Get("include") == "raw")
+	ctx := views.WithReadReason(r.Context(), r.URL.Query().Get("reason"))
+	d, err := a.Views.Detail(ctx, r.PathValue("id"), auth.Actor(r.Context()), r.URL.Query().Get("include") == "raw")
 	if err != nil {
 		return err
 	}
@@ -199,6 +200,8 @@ func (a *API) action(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The replay or discard wrote its audit entry in its transaction; its log line goes here.
+	store.LogAudit(r.Context(), res.AuditID, store.AuditEntry{Actor: req.Actor, Action: verb, Targets: []string{id}, ReplayID: res.ReplayID})
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }

@@ -10,14 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"google.golang.org/api/idtoken"
+
+	"github.com/leadpipe/leadpipe/common/idauth"
 )
 
 // ErrUnauthenticated: no credential, or one that does not check out. Callers answer 401.
-var ErrUnauthenticated = errors.New("unauthenticated")
+var ErrUnauthenticated = idauth.ErrUnauthenticated
 
 // Authenticator turns a bearer credential into an actor name.
 type Authenticator interface {
@@ -71,62 +72,19 @@ func (s *Static) Authenticate(_ context.Context, token string) (string, error) {
 }
 
 // Validator validates a Google ID token for an audience; idtoken.Validate in production.
-type Validator func(ctx context.Context, token, audience string) (*idtoken.Payload, error)
+type Validator = idauth.Validator
 
-// OIDC accepts Google ID tokens for Audience whose verified email is in Allowed.
-// idtoken.Validate checks signature, audience and expiry only; issuer, email and
-// email_verified are checked here.
-type OIDC struct {
-	Audience string
-	Allowed  []string
-	Validate Validator
-}
+// OIDC accepts Google ID tokens for Audience whose verified email is in Allowed (the shared
+// verifier of common/idauth: issuer, email and email_verified are checked there).
+type OIDC = idauth.Verifier
 
 var _ Authenticator = (*OIDC)(nil)
 
-// Authenticate returns the token's email.
-func (o *OIDC) Authenticate(ctx context.Context, token string) (string, error) {
-	validate := o.Validate
-	if validate == nil {
-		validate = idtoken.Validate
-	}
-	p, err := validate(ctx, token, o.Audience)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnauthenticated, err)
-	}
-	email, err := CheckClaims(p)
-	if err != nil {
-		return "", err
-	}
-	if !slices.Contains(o.Allowed, email) {
-		return "", fmt.Errorf("%w: principal not allowed", ErrUnauthenticated)
-	}
-	return email, nil
-}
-
-// CheckClaims checks what idtoken.Validate does not: a Google issuer and a verified email. It
-// returns the email.
-func CheckClaims(p *idtoken.Payload) (string, error) {
-	if p.Issuer != "accounts.google.com" && p.Issuer != "https://accounts.google.com" {
-		return "", fmt.Errorf("%w: issuer %q", ErrUnauthenticated, p.Issuer)
-	}
-	email, _ := p.Claims["email"].(string)
-	verified, _ := p.Claims["email_verified"].(bool)
-	if email == "" || !verified {
-		return "", fmt.Errorf("%w: no verified email", ErrUnauthenticated)
-	}
-	return email, nil
-}
+// CheckClaims checks a Google issuer and a verified email; see idauth.CheckClaims.
+func CheckClaims(p *idtoken.Payload) (string, error) { return idauth.CheckClaims(p) }
 
 // BearerToken returns the token of an "Authorization: Bearer <token>" header, or "".
-func BearerToken(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
-}
+func BearerToken(r *http.Request) string { return idauth.BearerToken(r) }
 
 type actorKey struct{}
 

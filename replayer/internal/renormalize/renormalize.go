@@ -71,15 +71,20 @@ func (r *Renormalizer) Renormalize(ctx context.Context, doc *store.EventDoc) (*e
 		// Stored but unusable (not an archive entry, bad reference): retrying will not help.
 		return nil, fmt.Errorf("%w: raw payload %s: %w", replay.ErrRenormalize, ref, err)
 	}
-	evs, err := src.Normalize(raw.Body, http.Header(raw.Headers), raw.ReceivedAt)
+	// Items, not Normalize: one lead of a Meta POST renormalizes even when another change of
+	// the same POST is still unusable.
+	items, err := src.NormalizeItems(raw.Body, http.Header(raw.Headers), raw.ReceivedAt)
 	if err != nil {
 		return nil, fmt.Errorf("%w: mapping %s: %w", replay.ErrRenormalize, src.MappingVersion, err)
 	}
-	for i := range evs {
-		if evs[i].IdempotencyKey != doc.IdempotencyKey {
+	for _, it := range items {
+		if it.Unusable != nil && it.Unusable.Partial.IdempotencyKey == doc.IdempotencyKey {
+			return nil, fmt.Errorf("%w: mapping %s: %w", replay.ErrRenormalize, src.MappingVersion, it.Unusable)
+		}
+		if it.Event == nil || it.Event.IdempotencyKey != doc.IdempotencyKey {
 			continue
 		}
-		ev := evs[i]
+		ev := *it.Event
 		ev.CorrelationID = doc.Event.CorrelationID
 		ev.Audit = doc.Event.Audit
 		if ev.Audit.RawEventRef == "" {

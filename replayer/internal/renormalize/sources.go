@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 )
 
 // SourceSet gives the sources (and so the mappings) as they are configured now.
@@ -19,7 +20,8 @@ type SourceSet interface {
 // without restarting the replayer; a stat per request is cheap next to the GCS read that
 // follows. Safe for concurrent use.
 type File struct {
-	path string
+	path   string
+	hasher *pii.Hasher
 
 	mu   sync.Mutex
 	mod  time.Time
@@ -30,8 +32,8 @@ type File struct {
 var _ SourceSet = (*File)(nil)
 
 // LoadFile reads and validates the sources file at path, so a broken file fails start-up.
-func LoadFile(path string) (*File, error) {
-	f := &File{path: path}
+func LoadFile(path string, h *pii.Hasher) (*File, error) {
+	f := &File{path: path, hasher: h}
 	if _, err := f.Current(); err != nil {
 		return nil, err
 	}
@@ -55,6 +57,7 @@ func (f *File) Current() (*mapping.Sources, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.UseHasher(f.hasher)
 	// The stat is from before the read: if the file changed in between, the next call sees a
 	// newer time and reads it again.
 	f.cur, f.mod, f.size = s, fi.ModTime(), fi.Size()

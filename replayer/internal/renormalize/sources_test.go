@@ -1,6 +1,8 @@
 package renormalize
 
 import (
+	"github.com/leadpipe/leadpipe/common/pii"
+
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,7 +40,7 @@ func TestFileReloadsWhenChanged(t *testing.T) {
 		return src.MappingVersion
 	}
 	write(sourcesYAML("v1"))
-	f, err := LoadFile(path)
+	f, err := LoadFile(path, testHasher)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +69,9 @@ func TestFileReloadsWhenChanged(t *testing.T) {
 		t.Error("Current accepted a missing sources file")
 	}
 
-	if _, err := LoadFile(filepath.Join(t.TempDir(), "absent.yaml")); err == nil {
+	if _, err := LoadFile(filepath.Join(t.TempDir(), "absent.yaml"), testHasher); err == nil {
 		t.Error("LoadFile accepted a missing file")
 	}
 }
+
+var testHasher, _ = pii.NewHasher([]byte("renormalize-test-pii-key-0123"))

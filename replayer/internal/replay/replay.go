@@ -12,6 +12,7 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/pushmsg"
 	"github.com/leadpipe/leadpipe/common/store"
 )
@@ -65,6 +66,7 @@ type Replayer struct {
 	// republishes when this publish failed, instead of racing it.
 	outboxGrace time.Duration
 	newID       func() string
+	hasher      *pii.Hasher
 }
 
 // Options configure a Replayer.
@@ -73,6 +75,8 @@ type Options struct {
 	Renormalizer Renormalizer
 	// OutboxGrace: see Replayer. Default 30s.
 	OutboxGrace time.Duration
+	// Hasher makes the ordering key of replays (event.ContactKey). Required.
+	Hasher *pii.Hasher
 }
 
 // New returns a Replayer.
@@ -81,7 +85,7 @@ func New(st *store.Store, pub Publisher, o Options) *Replayer {
 		o.OutboxGrace = 30 * time.Second
 	}
 	return &Replayer{st: st, pub: pub, renorm: o.Renormalizer, outboxGrace: o.OutboxGrace,
-		newID: func() string { return uuid.NewString() }}
+		newID: func() string { return uuid.NewString() }, hasher: o.Hasher}
 }
 
 // Check is a dry run: it reports what Replay would do, and changes nothing.
@@ -212,7 +216,7 @@ func (rp *Replayer) publish(ctx context.Context, ev *event.Event, replayID strin
 	if err != nil {
 		return "", fmt.Errorf("encode event: %w", err)
 	}
-	return rp.pub.Publish(ctx, data, pushmsg.EventAttributes(ctx, ev, replayID), ev.ContactKey())
+	return rp.pub.Publish(ctx, data, pushmsg.EventAttributes(ctx, ev, replayID), ev.OrderingKey(rp.hasher))
 }
 
 // sentinel maps the store's ErrNotFound (no such DLQ record) to the package's; the decisions'

@@ -136,6 +136,7 @@ const loginPage = `{{template "top" .}}
 <form method="post" action="/ui/login" class="card" style="max-width:420px">
 <label>Replayer token (or Google ID token)<input type="password" name="token" id="token" autocomplete="off" required></label>
 <input type="hidden" name="next" value="{{.Next}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
 <p><button type="submit" id="signin">Sign in</button></p>
 </form>
 {{template "bottom" .}}`
@@ -273,7 +274,7 @@ const detailPage = `{{template "top" .}}
 <table id="audit"><tr><th>When</th><th>Actor</th><th>Action</th><th>Outcome</th><th>Reason</th></tr>
 {{range .Audit}}<tr><td>{{when .At}}</td><td>{{.Actor}}</td><td>{{.Action}}</td><td>{{.Outcome}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="5" class="muted">No actions yet.</td></tr>{{end}}</table>
-{{if .CanReadRaw}}<h2>Payload</h2>{{if .RawJSON}}<pre>{{.RawJSON}}</pre>{{else}}<p><a href="/ui/dlq/{{.D.Record.ID}}?include=raw">Show normalized event and raw payload</a></p>{{end}}{{end}}
+{{if .CanReadRaw}}<h2>Payload</h2>{{if .RawJSON}}<pre>{{.RawJSON}}</pre>{{else}}<form method="get" action="/ui/dlq/{{.D.Record.ID}}" id="show-raw"><input type="hidden" name="include" value="raw"><label>Why do you need the payload? (audited)<input type="text" name="reason" required maxlength="500"></label><button type="submit">Show normalized event and raw payload</button></form>{{end}}{{end}}
 {{template "bottom" .}}`
 
 const findPage = `{{template "top" .}}

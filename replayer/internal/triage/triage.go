@@ -97,9 +97,15 @@ func (p *Page) authed(next http.HandlerFunc) http.HandlerFunc {
 			}
 			s = session{actor: actor, key: tok}
 		} else if c, err := r.Cookie(CookieName); err == nil {
-			actor, err := p.Sessions.Actor(c.Value)
-			if err == nil {
+			// Re-authorized on every request: a revoked token, principal or generation ends it.
+			actor, err := p.Sessions.Check(r.Context(), p.Authn, c.Value)
+			switch {
+			case err == nil:
 				s = session{actor: actor, key: c.Value}
+			case !errors.Is(err, auth.ErrUnauthenticated):
+				logging.FromContext(r.Context()).ErrorContext(r.Context(), "triage: session check failed", "error", err.Error())
+				http.Error(w, "sessions unavailable, retry later", http.StatusServiceUnavailable)
+				return
 			}
 		}
 		if s.actor == "" {
@@ -136,44 +142,69 @@ func render(w http.ResponseWriter, r *http.Request, t *template.Template, code i
 	_, _ = w.Write(buf.Bytes())
 }
 
-// safeNext keeps redirects on this site.
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
-		return "/"
-	}
-	return next
+// safeNext keeps redirects on this site (auth.SafeNext).
+func safeNext(next string) string { return auth.SafeNext(next) }
+
+// loginCookie holds the login form's CSRF nonce.
+const loginCookie = "replayer_login"
+
+type loginView struct {
+	view
+	Next string
 }
 
 func (p *Page) loginForm(w http.ResponseWriter, r *http.Request) {
-	render(w, r, tmplLogin, http.StatusOK, struct {
-		view
-		Next string
-	}{view{Title: "Sign in"}, safeNext(r.URL.Query().Get("next"))})
+	p.renderLogin(w, r, http.StatusOK, "", safeNext(r.URL.Query().Get("next")))
+}
+
+// renderLogin sets a fresh nonce cookie and renders the form with its CSRF token.
+func (p *Page) renderLogin(w http.ResponseWriter, r *http.Request, code int, msg, next string) {
+	nonce := p.Sessions.LoginNonce()
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: nonce, Path: "/ui/login", MaxAge: 900, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: secure(r)})
+	render(w, r, tmplLogin, code, loginView{view{Title: "Sign in", Error: msg, CSRF: p.Sessions.LoginCSRF(nonce)}, next})
+}
+
+func secure(r *http.Request) bool {
+	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
 }
 
 func (p *Page) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	tok := strings.TrimSpace(r.PostFormValue("token"))
 	next := safeNext(r.PostFormValue("next"))
-	actor, err := p.Authn.Authenticate(r.Context(), tok)
-	if tok == "" || err != nil {
-		render(w, r, tmplLogin, http.StatusUnauthorized, struct {
-			view
-			Next string
-		}{view{Title: "Sign in", Error: "That token was not accepted."}, next})
+	nonce := ""
+	if c, err := r.Cookie(loginCookie); err == nil {
+		nonce = c.Value
+	}
+	if !p.Sessions.CheckLoginCSRF(nonce, r.PostFormValue("csrf")) {
+		p.renderLogin(w, r, http.StatusForbidden, "The sign-in form expired; please try again.", next)
 		return
 	}
+	cookie, actor, err := p.Sessions.Open(r.Context(), p.Authn, tok)
+	if err != nil {
+		p.renderLogin(w, r, http.StatusUnauthorized, "That token was not accepted.", next)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/ui/login", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: p.Sessions.Issue(actor), Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+		Name: CookieName, Value: cookie, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: secure(r),
 	})
 	logging.FromContext(r.Context()).InfoContext(r.Context(), "triage: signed in", "actor", actor)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// logout ends every session of the actor (the session generation moves on) and clears the
+// cookie.
 func (p *Page) logout(w http.ResponseWriter, r *http.Request) {
 	if !p.csrfOK(r) {
 		http.Error(w, "invalid CSRF token", http.StatusForbidden)
+		return
+	}
+	if err := p.Sessions.Revoke(r.Context(), auth.Actor(r.Context())); err != nil {
+		logging.FromContext(r.Context()).ErrorContext(r.Context(), "triage: sessions not revoked", "error", err.Error())
+		http.Error(w, "sign-out failed, retry", http.StatusServiceUnavailable)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
@@ -336,7 +367,7 @@ type detailData struct {
 func (p *Page) detailData(r *http.Request, id string, includeRaw bool) (*detailData, error) {
 	ctx := r.Context()
 	actor := auth.Actor(ctx)
-	d, err := p.Views.Detail(ctx, id, actor, includeRaw)
+	d, err := p.Views.Detail(views.WithReadReason(ctx, r.URL.Query().Get("reason")), id, actor, includeRaw)
 	if err != nil {
 		return nil, err
 	}

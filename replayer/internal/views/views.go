@@ -146,6 +146,19 @@ func (r *Reader) Detail(ctx context.Context, id, actor string, includeRaw bool) 
 	if err != nil {
 		return nil, err
 	}
+	if includeRaw {
+		// A raw read needs a reason and is audited before anything is returned.
+		reason := readReason(ctx)
+		if reason == "" {
+			return nil, fmt.Errorf("%w: a reason is required to read the raw payload and normalized event", ErrInvalid)
+		}
+		if len(reason) > MaxReason {
+			return nil, fmt.Errorf("%w: reason longer than %d bytes", ErrInvalid, MaxReason)
+		}
+		if _, err := r.st.AppendAudit(ctx, store.AuditEntry{Actor: actor, Action: ActionReadRaw, Reason: reason, Targets: []string{id}}); err != nil {
+			return nil, err
+		}
+	}
 	rec, err := r.st.GetDLQ(ctx, id)
 	if err != nil {
 		return nil, err
@@ -181,6 +194,25 @@ func (r *Reader) Detail(ctx context.Context, id, actor string, includeRaw bool) 
 		}
 	}
 	return d, nil
+}
+
+// ActionReadRaw is the audit action of a raw payload / normalized event read.
+const ActionReadRaw = "read_raw"
+
+// MaxReason is the longest reason accepted for an audited action, in bytes.
+const MaxReason = 2000
+
+type readReasonKey struct{}
+
+// WithReadReason returns ctx carrying the operator's reason for a raw read (the reason query
+// parameter of the API and the triage page); Detail with includeRaw requires one.
+func WithReadReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, readReasonKey{}, strings.TrimSpace(reason))
+}
+
+func readReason(ctx context.Context) string {
+	s, _ := ctx.Value(readReasonKey{}).(string)
+	return s
 }
 
 // resolveShortID turns a unique prefix of a record id (the 12 characters lists show) into the

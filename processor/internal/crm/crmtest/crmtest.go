@@ -9,12 +9,17 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
 )
@@ -36,9 +41,15 @@ type Adapter struct {
 	// NamesFields: a validation error (400) names the field at fault in the failure message
 	// (Salesforce's fields, HubSpot's propertyName), so an operator sees what to fix.
 	NamesFields bool
+	// Routes are the adapter's request patterns (its package's Routes), given to crm.Transport.
+	Routes []string
 }
 
 var seq atomic.Int64
+
+// Hasher is the keyed hasher adapters under test are given (crm.ExternalID of leads without
+// an external id).
+var Hasher, _ = pii.NewHasher([]byte("crmtest-pii-hash-key-0123456789"))
 
 // Event returns a valid event for contact externalID (email derived from it).
 func Event(a Adapter, externalID, mode string) *event.Event {
@@ -191,6 +202,53 @@ func Run(t *testing.T, a Adapter) {
 			wantClass(t, err, failure.Conflict, 300)
 		})
 	}
+	run("no personal data in URLs, no ids in spans", func(t *testing.T) {
+		exp := tracetest.NewInMemoryExporter()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+		defer func() { _ = tp.Shutdown(ctx) }()
+		var urls []string
+		var mu sync.Mutex
+		sent := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			mu.Lock()
+			urls = append(urls, r.URL.String())
+			mu.Unlock()
+			return http.DefaultTransport.RoundTrip(r)
+		})
+		traced := a.New(fake.URL(), &http.Client{Timeout: 2 * time.Second, Transport: crm.Transport(a.CRM, sent, a.Routes...)})
+		sctx, parent := tp.Tracer("crmtest").Start(ctx, "test")
+		for _, mode := range []string{event.ModeUpsert, event.ModeUpdateOnly} {
+			ev := Event(a, "c-9", mode)
+			ev.Identity.PhoneE164 = "+14155550199"
+			if _, err := traced.Upsert(sctx, ev); err != nil {
+				t.Fatalf("%s: %v", mode, err)
+			}
+		}
+		parent.End()
+		secrets := []string{"c-9@example.com", "c-9%40example.com", "14155550199"}
+		for _, u := range urls {
+			for _, s := range secrets {
+				if strings.Contains(u, s) {
+					t.Errorf("request URL %s carries personal data %q", u, s)
+				}
+			}
+		}
+		spans := exp.GetSpans()
+		if len(spans) < 3 {
+			t.Fatalf("%d spans, want a client span per request", len(spans))
+		}
+		for _, sp := range spans {
+			for _, s := range append(secrets, "c-9") {
+				if strings.Contains(sp.Name, s) {
+					t.Errorf("span name %q carries %q", sp.Name, s)
+				}
+				for _, kv := range sp.Attributes {
+					if strings.Contains(kv.Value.Emit(), s) {
+						t.Errorf("span %q attribute %s = %q carries %q", sp.Name, kv.Key, kv.Value.Emit(), s)
+					}
+				}
+			}
+		}
+	})
 	run("context cancellation is not classified", func(t *testing.T) {
 		fake.SetFaults(fakecrm.Faults{LatencyMS: 1000})
 		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -201,6 +259,10 @@ func Run(t *testing.T, a Adapter) {
 		}
 	})
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func wantClass(t *testing.T, err error, class failure.Class, code int) {
 	t.Helper()

@@ -1,6 +1,7 @@
 // Package hubspot is the HubSpot CRM adapter: POST /crm/v3/objects/{object}/batch/upsert by a
-// unique id property (or email) for upserts, and PATCH /crm/v3/objects/{object}/{id}?idProperty=
-// for update-only events. 429 answers carry X-HubSpot-RateLimit-* headers and a policyName.
+// unique id property (or email) for upserts, and POST /crm/v3/objects/{object}/batch/update
+// with the idProperty in the body for update-only events, so that the email never travels in
+// a URL path. 429 answers carry X-HubSpot-RateLimit-* headers and a policyName.
 package hubspot
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
 )
 
@@ -32,6 +34,14 @@ type Config struct {
 	BaseURL     string // required, e.g. https://api.hubapi.com
 	AccessToken string // required: a private app token
 	HTTPClient  *http.Client
+	// Hasher makes the external id of leads without one (crm.ExternalID). Required.
+	Hasher *pii.Hasher
+}
+
+// Routes are the adapter's request patterns, for crm.Transport.
+var Routes = []string{
+	"POST /crm/v3/objects/{object}/batch/upsert",
+	"POST /crm/v3/objects/{object}/batch/update",
 }
 
 // Client is the HubSpot adapter; safe for concurrent use.
@@ -53,14 +63,14 @@ func New(cfg Config) *Client {
 
 // idProperty picks the unique property and its value: routing.upsert_key when set ("email"
 // means the email), else email when present, else DefaultIDProperty with the external id.
-func idProperty(ev *event.Event) (string, string) {
+func idProperty(ev *event.Event, h *pii.Hasher) (string, string) {
 	switch k := ev.Routing.UpsertKey; {
 	case k == "email" || (k == "" && ev.Identity.Email != ""):
 		return "email", strings.ToLower(ev.Identity.Email)
 	case k != "":
-		return k, crm.ExternalID(ev)
+		return k, crm.ExternalID(ev, h)
 	}
-	return DefaultIDProperty, crm.ExternalID(ev)
+	return DefaultIDProperty, crm.ExternalID(ev, h)
 }
 
 // Upsert writes ev; see the package comment for the endpoints.
@@ -69,26 +79,22 @@ func (c *Client) Upsert(ctx context.Context, ev *event.Event) (crm.Result, error
 	if object == "" {
 		object = DefaultObject
 	}
-	prop, id := idProperty(ev)
+	prop, id := idProperty(ev, c.cfg.Hasher)
 	if id == "" {
 		return crm.Result{}, failure.New(failure.Permanent, 0, "hubspot: upsert key "+prop+" has no value")
 	}
 	props := properties(ev)
 	base := strings.TrimRight(c.cfg.BaseURL, "/") + "/crm/v3/objects/" + url.PathEscape(object)
-	var method, u string
-	var body any
+	u := base + "/batch/upsert"
 	if ev.Routing.Mode == event.ModeUpdateOnly {
-		method, u = http.MethodPatch, base+"/"+url.PathEscape(id)+"?idProperty="+url.QueryEscape(prop)
-		body = map[string]any{"properties": props}
-	} else {
-		method, u = http.MethodPost, base+"/batch/upsert"
-		body = map[string]any{"inputs": []map[string]any{{"idProperty": prop, "id": id, "properties": props}}}
+		u = base + "/batch/update"
 	}
+	body := map[string]any{"inputs": []map[string]any{{"idProperty": prop, "id": id, "properties": props}}}
 	b, err := json.Marshal(body)
 	if err != nil {
 		return crm.Result{}, failure.Wrap(failure.Permanent, err, "hubspot: encode record")
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
 		return crm.Result{}, failure.Wrap(failure.Permanent, err, "hubspot: build request")
 	}
@@ -102,6 +108,17 @@ func (c *Client) Upsert(ctx context.Context, ev *event.Event) (crm.Result, error
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated {
 		return result(resp, raw), nil
+	}
+	if resp.StatusCode == http.StatusMultiStatus {
+		// A batch answer with per-input errors: with one input, that input failed; an
+		// update of a record that does not exist is the usual one.
+		if r := result(resp, raw); r.RecordID != "" {
+			return r, nil
+		}
+		if ev.Routing.Mode == event.ModeUpdateOnly {
+			return crm.Result{}, failure.New(failure.Permanent, resp.StatusCode, "hubspot 207: update-only event and no record matches")
+		}
+		return crm.Result{}, failure.New(failure.Permanent, resp.StatusCode, "hubspot 207: batch input rejected")
 	}
 	return crm.Result{}, classify(resp, raw, ev.Routing.Mode == event.ModeUpdateOnly)
 }

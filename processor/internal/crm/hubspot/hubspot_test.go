@@ -14,9 +14,9 @@ func TestConformance(t *testing.T) {
 	for _, key := range []string{"email", "leadpipe_external_id"} {
 		t.Run(key, func(t *testing.T) {
 			crmtest.Run(t, crmtest.Adapter{
-				CRM: "hubspot", Object: "contacts", UpsertKey: key,
+				CRM: "hubspot", Object: "contacts", UpsertKey: key, Routes: hubspot.Routes,
 				New: func(base string, hc *http.Client) crm.Upserter {
-					return hubspot.New(hubspot.Config{BaseURL: base, AccessToken: "pat-test", HTTPClient: hc})
+					return hubspot.New(hubspot.Config{BaseURL: base, AccessToken: "pat-test", HTTPClient: hc, Hasher: crmtest.Hasher})
 				},
 				System: fakecrm.SystemHubSpot, NamesFields: true,
 			})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
 )
 
@@ -39,6 +40,15 @@ type Config struct {
 	ClientSecret string // required
 	APIVersion   string // e.g. "v61.0"; default v61.0
 	HTTPClient   *http.Client
+	// Hasher makes the external id of leads without one (crm.ExternalID). Required.
+	Hasher *pii.Hasher
+}
+
+// Routes are the adapter's request patterns, for crm.Transport: spans show these templates,
+// never the external id in the path.
+var Routes = []string{
+	"POST /services/oauth2/token",
+	"PATCH /services/data/{version}/sobjects/{object}/{field}/{value}",
 }
 
 // Client is the Salesforce adapter. It is safe for concurrent use.
@@ -79,7 +89,7 @@ func (c *Client) Upsert(ctx context.Context, ev *event.Event) (crm.Result, error
 	object := orDefault(ev.Routing.Object, DefaultObject)
 	field := orDefault(ev.Routing.UpsertKey, DefaultExternalIDField)
 	u := fmt.Sprintf("%s/services/data/%s/sobjects/%s/%s/%s", strings.TrimRight(c.cfg.InstanceURL, "/"),
-		c.cfg.APIVersion, url.PathEscape(object), url.PathEscape(field), url.PathEscape(crm.ExternalID(ev)))
+		c.cfg.APIVersion, url.PathEscape(object), url.PathEscape(field), url.PathEscape(crm.ExternalID(ev, c.cfg.Hasher)))
 	if ev.Routing.Mode == event.ModeUpdateOnly {
 		u += "?updateOnly=true"
 	}

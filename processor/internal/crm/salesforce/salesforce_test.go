@@ -12,10 +12,10 @@ import (
 
 func TestConformance(t *testing.T) {
 	crmtest.Run(t, crmtest.Adapter{
-		CRM: "salesforce", Object: "Lead", UpsertKey: "External_Id__c",
+		CRM: "salesforce", Object: "Lead", UpsertKey: "External_Id__c", Routes: salesforce.Routes,
 		New: func(base string, hc *http.Client) crm.Upserter {
 			return salesforce.New(salesforce.Config{InstanceURL: base, TokenURL: base + "/services/oauth2/token",
-				ClientID: "id", ClientSecret: "secret", APIVersion: "v61.0", HTTPClient: hc})
+				ClientID: "id", ClientSecret: "secret", APIVersion: "v61.0", HTTPClient: hc, Hasher: crmtest.Hasher})
 		},
 		RefreshesToken: true, MultipleMatches: true, System: fakecrm.SystemSalesforce, Field: "External_Id__c", NamesFields: true,
 	})
@@ -28,7 +28,7 @@ func TestBudgetFromLimitInfo(t *testing.T) {
 	}
 	defer fake.Close()
 	fake.SetFaults(fakecrm.Faults{DailyLimit: 2})
-	c := salesforce.New(salesforce.Config{InstanceURL: fake.URL(), TokenURL: fake.URL() + "/services/oauth2/token", ClientID: "i", ClientSecret: "s"})
+	c := salesforce.New(salesforce.Config{InstanceURL: fake.URL(), TokenURL: fake.URL() + "/services/oauth2/token", ClientID: "i", ClientSecret: "s", Hasher: crmtest.Hasher})
 	a := crmtest.Adapter{CRM: "salesforce"}
 	for i := 0; i < 2; i++ {
 		if _, err := c.Upsert(t.Context(), crmtest.Event(a, "b-1", "upsert")); err != nil {
