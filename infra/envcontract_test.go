@@ -42,18 +42,14 @@ type contract struct {
 	// references (the keys of the named Terraform variable).
 	alsoRead       []string
 	referencedFrom string
-	// pending: deployed by Terraform ahead of the code that reads them (issue 11: helper i11
-	// adds them to the configs). Tolerated while unread; delete once both branches are merged.
-	pending []string
 }
 
 var contracts = map[string]contract{
 	"ingest": {
 		config: &ingest.Config{}, alsoRead: []string{"PORT"}, referencedFrom: "ingest_secret_env",
-		pending: []string{"SWEEP_AUTH", "SWEEP_AUDIENCE", "SWEEP_SERVICE_ACCOUNTS", "PII_HASH_KEY"},
 	},
-	"processor": {config: &processor.Config{}, alsoRead: []string{"PORT"}, pending: []string{"PII_HASH_KEY"}},
-	"replayer":  {config: &replayer.Config{}, alsoRead: []string{"PORT"}, pending: []string{"PII_HASH_KEY"}},
+	"processor": {config: &processor.Config{}, alsoRead: []string{"PORT"}},
+	"replayer":  {config: &replayer.Config{}, alsoRead: []string{"PORT"}},
 }
 
 // secretName is a variable that holds a credential: it must come from Secret Manager.
@@ -209,10 +205,6 @@ func TestEnvironmentContract(t *testing.T) {
 			all = append(all, cloudBuild...)
 			for _, name := range all {
 				if slices.Contains(read, name) {
-					continue
-				}
-				if slices.Contains(c.pending, name) {
-					t.Logf("%s is deployed ahead of the code that reads it (issue 11)", name)
 					continue
 				}
 				t.Errorf("%s is deployed but %s never reads it", name, svc)
