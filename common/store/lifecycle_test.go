@@ -1,9 +1,12 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/store"
 )
 
@@ -528,4 +532,40 @@ func TestTransactionsRetryContention(t *testing.T) {
 			t.Fatalf("claim under endless contention: got %v, want ErrContended, retryable", err)
 		}
 	})
+}
+
+// Replays and discards write their audit entry in their own transaction; each committed entry
+// is also one "audit" log line, whoever acted (API, page, bulk job, auto-replay).
+func TestOperatorActionsAreAlsoLogged(t *testing.T) {
+	st, _ := lifecycleStore(t)
+	var buf bytes.Buffer
+	ctx := logging.WithLogger(t.Context(), logging.New(&buf, logging.Options{Service: "replayer"}))
+	ev := leadEvent("logged")
+	l, err := st.Claim(ctx, ev, policy("p", time.Minute, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Quarantine(ctx, l, store.Reason{Class: failure.Permanent, Message: "400"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RecordDeadLetter(ctx, l.DocID, deadLetter(errCRM, true)); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := st.Discard(ctx, store.Action{ID: l.DocID, Actor: "bulk:job-1", Reason: "spam from ada@example.com", Outcome: "discarded"}, always)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audits []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "audit" {
+			audits = append(audits, m)
+		}
+	}
+	if len(audits) != 1 || audits[0]["audit_id"] != tr.AuditID || audits[0]["action"] != "discard" || audits[0]["actor"] != "bulk:job-1" {
+		t.Fatalf("audit log lines = %v, want one for entry %s", audits, tr.AuditID)
+	}
+	if strings.Contains(buf.String(), "ada@example.com") {
+		t.Error("the audit line carries the free-text reason")
+	}
 }

@@ -135,9 +135,12 @@ func (s *Store) Discard(ctx context.Context, a Action, decide Decision) (*Transi
 func (s *Store) action(ctx context.Context, a Action, verb string, decide Decision,
 	apply func(tx *firestore.Transaction, rec *DLQRecord, doc *EventDoc, now time.Time, t *Transition) error, out **Transition) error {
 	errDecided := errors.New("decided")
-	var decided error
+	var (
+		decided error
+		logged  *AuditEntry // the entry the committed try wrote, for its log line
+	)
 	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		decided = nil
+		decided, logged = nil, nil
 		now := s.Now()
 		rec, err := txDLQ(tx, s.dlqRef(a.ID))
 		if err != nil {
@@ -178,8 +181,14 @@ func (s *Store) action(ctx context.Context, a Action, verb string, decide Decisi
 		}
 		ref := s.newAuditRef()
 		t.AuditID = ref.ID
+		logged = &audit
 		return tx.Create(ref, audit)
 	})
+	if err == nil && logged != nil {
+		// Every audit entry is also a log line (AppendAudit does the same), whoever acted: the
+		// API, the triage page, a bulk job or auto-replay.
+		LogAudit(ctx, (*out).AuditID, *logged)
+	}
 	switch {
 	case errors.Is(err, errDecided):
 		return decided
