@@ -29,7 +29,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry"
-	"github.com/leadpipe/leadpipe/ingest/internal/outbox"
+	"github.com/leadpipe/leadpipe/common/outbox"
 	"github.com/leadpipe/leadpipe/ingest/internal/signature"
 	"github.com/leadpipe/leadpipe/ingest/internal/webhook"
 )
