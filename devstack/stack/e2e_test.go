@@ -50,6 +50,7 @@ func TestMain(m *testing.M) {
 			"SWEEP_INTERVAL":       "500ms",
 			"OUTBOX_DELAY":         "1s",
 			"AUTO_REPLAY_INTERVAL": "0s",
+			"RECONCILE_PAGE_SIZE":  "3",
 		},
 	})
 	if err != nil {
