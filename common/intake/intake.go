@@ -9,11 +9,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/event"
+	"github.com/leadpipe/leadpipe/common/mapping"
 	"github.com/leadpipe/leadpipe/common/store"
 )
 
@@ -35,12 +37,39 @@ func EventDoc(ev event.Event, r Receipt) *store.EventDoc {
 	ev.CorrelationID = r.CorrelationID
 	ev.Audit.RawEventRef = r.RawRef
 	ev.Audit.NormalizedEventRef = store.DocPath(docID)
+	if ref := fetchedRef(&ev, r.RawRef); ref != "" {
+		refs := make(map[string]string, len(ev.Enrich.Refs)+1)
+		for k, v := range ev.Enrich.Refs {
+			refs[k] = v
+		}
+		refs[RefFetched] = ref
+		enrich := *ev.Enrich
+		enrich.Refs = refs
+		ev.Enrich = &enrich
+	}
 	due := r.ReceivedAt.Add(r.OutboxDelay)
 	return &store.EventDoc{
 		DocID: docID, IdempotencyKey: ev.IdempotencyKey, EventID: ev.EventID, Source: ev.Source,
 		EventType: ev.EventType, CorrelationID: ev.CorrelationID, MappingVersion: ev.MappingVersion,
 		Event: ev, RawRef: r.RawRef, State: store.StateReceived, OutboxDueAt: &due,
 	}
+}
+
+// RefFetched is the Enrich.Refs entry naming where the processor archives (and first looks for)
+// the lead it fetches for a thin event: the gs:// reference of archive.FetchedName in the raw
+// payload's bucket. The name is deterministic, so the reference exists before the object does.
+const RefFetched = "fetched_ref"
+
+// fetchedRef is the fetched-lead reference of a Meta Graph event, beside its raw payload.
+func fetchedRef(ev *event.Event, rawRef string) string {
+	if ev.Enrich == nil || ev.Enrich.Provider != mapping.EnrichMetaGraph || ev.Enrich.Refs["leadgen_id"] == "" {
+		return ""
+	}
+	bucket, _, ok := strings.Cut(strings.TrimPrefix(rawRef, "gs://"), "/")
+	if !ok || !strings.HasPrefix(rawRef, "gs://") {
+		return ""
+	}
+	return "gs://" + bucket + "/" + archive.FetchedName(ev.Source, mapping.EnrichMetaGraph, ev.Enrich.Refs["leadgen_id"])
 }
 
 // Persist writes the raw payload and creates the event documents, concurrently. created[i]

@@ -113,6 +113,7 @@ func TestE2E_ReconcileTakesInLeadsMetaNeverDelivered(t *testing.T) {
 		}
 	}
 
+	graphBefore := graphCalls()
 	code, rep := api(t, http.MethodPost, "/v1/reconcile", reconcileReq(form, since, until, false), st.ReplayerToken)
 	if code != http.StatusOK || num(rep, "found") != 8 || num(rep, "existing") != 2 || num(rep, "added") != 6 {
 		t.Fatalf("reconcile: %d %v", code, rep)
@@ -142,6 +143,11 @@ func TestE2E_ReconcileTakesInLeadsMetaNeverDelivered(t *testing.T) {
 		}
 		return n == 8, fmt.Sprintf("%d of 8", n)
 	})
+	// 8 leads over 3 pages: three listing calls; the processor enriched the 6 from the leads
+	// reconcile archived, without reading the Graph API again.
+	if n := graphCalls() - graphBefore; n != 3 {
+		t.Errorf("Graph API calls during reconcile and processing: %d, want 3 (the pages)", n)
+	}
 	for _, r := range records(fakecrm.SystemSalesforce) {
 		for _, id := range ids {
 			if r.Key == metaRecordKey(id) && r.Fields["Email"] != "lead."+id+"@example.com" {
@@ -268,4 +274,57 @@ func TestE2E_GraphFailureClassesThroughTheProcessor(t *testing.T) {
 		deliverMeta(t, form, now, "900702000000003")
 		quarantined(t, "900702000000003", "permanent")
 	})
+}
+
+// TestE2E_ReplayWithTheGraphAPIDownUsesTheArchivedLead: the lead is fetched once (and archived)
+// before the CRM refuses it; with the Graph API broken, the replay still gives the CRM the fields.
+func TestE2E_ReplayWithTheGraphAPIDownUsesTheArchivedLead(t *testing.T) {
+	s := store.New(fsClient(t))
+	const id, form = "900703000000001", "555100000000703"
+	now := time.Now().UTC().Truncate(time.Second)
+	seedMetaLead(id, form, now)
+	st.CRM.ExpireTokens()
+	st.CRM.SetFaults(fakecrm.Faults{RejectCredentials: true})
+	t.Cleanup(func() { st.CRM.SetFaults(fakecrm.Faults{}); st.CRM.SetMetaFaults(fakecrm.MetaFaults{}) })
+	deliverMeta(t, form, now, id)
+	eventually(t, 30*time.Second, "lead quarantined by the CRM's auth failure", func() (bool, string) {
+		d, err := s.GetEvent(t.Context(), metaDocID(id))
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.State == store.StateQuarantined && d.FailureClass == "auth", fmt.Sprintf("%s/%s", d.State, d.FailureClass)
+	})
+	d, _ := s.GetEvent(t.Context(), metaDocID(id))
+	if want := "gs://" + st.Bucket() + "/raw/meta/meta_graph/" + id + ".json"; d.Event.Enrich.Refs["fetched_ref"] != want {
+		t.Errorf("fetched_ref: got %q, want %q", d.Event.Enrich.Refs["fetched_ref"], want)
+	}
+
+	st.CRM.SetMetaFaults(fakecrm.MetaFaults{Outage: true})
+	st.CRM.SetFaults(fakecrm.Faults{})
+	graphBefore := graphCalls()
+	if code, body := api(t, http.MethodPost, "/v1/dlq/"+metaDocID(id)+":replay", map[string]any{"reason": "CRM secret rotated"}, st.ReplayerToken); code != http.StatusOK {
+		t.Fatalf("replay: %d %v", code, body)
+	}
+	eventually(t, 30*time.Second, "replayed lead succeeded", func() (bool, string) {
+		d, err := s.GetEvent(t.Context(), metaDocID(id))
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.State == store.StateSucceeded, string(d.State)
+	})
+	if n := graphCalls() - graphBefore; n != 0 {
+		t.Errorf("the replay called the Graph API %d times, want 0", n)
+	}
+	found := false
+	for _, r := range records(fakecrm.SystemSalesforce) {
+		if r.Key == metaRecordKey(id) {
+			found = true
+			if r.Fields["Email"] != "lead."+id+"@example.com" {
+				t.Errorf("replayed record not enriched: %v", r.Fields)
+			}
+		}
+	}
+	if !found || st.CRM.CreateCount(metaRecordKey(id)) != 1 {
+		t.Errorf("record found %v, creates %d, want one", found, st.CRM.CreateCount(metaRecordKey(id)))
+	}
 }
