@@ -302,7 +302,10 @@ func (rc *Reconciler) lead(ctx context.Context, src *mapping.Source, req *Reques
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("lead %s: %w", l.ID, err)
 	}
-	rep.add(func(r *Report) { r.Missing++; r.MissingEventIDs = appendID(r.MissingEventIDs, ev.EventID, &r.Truncated) })
+	rep.add(func(r *Report) {
+		r.Missing++
+		r.MissingEventIDs = appendID(r.MissingEventIDs, ev.EventID, &r.Truncated)
+	})
 	if req.DryRun {
 		return nil
 	}
