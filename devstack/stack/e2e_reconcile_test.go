@@ -328,3 +328,36 @@ func TestE2E_ReplayWithTheGraphAPIDownUsesTheArchivedLead(t *testing.T) {
 		t.Errorf("record found %v, creates %d, want one", found, st.CRM.CreateCount(metaRecordKey(id)))
 	}
 }
+
+// TestE2E_ScheduledReconcile: Cloud Scheduler's POST /internal/reconcile covers the configured
+// forms (RECONCILE_FORMS) over the lookback; the second run adds nothing.
+func TestE2E_ScheduledReconcile(t *testing.T) {
+	const form = "555100000000704"
+	now := time.Now().UTC().Truncate(time.Second)
+	for i := range 4 {
+		seedMetaLead(fmt.Sprintf("90070400000000%d", i), form, now.Add(-time.Duration(10+i)*time.Minute))
+	}
+	seedMetaLead("900704000000009", form, now.Add(-5*time.Hour)) // before the 2h lookback
+	run := func() map[string]any {
+		t.Helper()
+		code, body := api(t, http.MethodPost, "/internal/reconcile", nil, st.ReplayerToken)
+		runs, _ := body["runs"].([]any)
+		if code != http.StatusOK || len(runs) != 1 {
+			t.Fatalf("scheduled reconcile: %d %v", code, body)
+		}
+		return runs[0].(map[string]any)
+	}
+	if r := run(); num(r, "found") != 4 || num(r, "added") != 4 || r["form_id"] != form {
+		t.Fatalf("first run: %v", r)
+	}
+	if r := run(); num(r, "found") != 4 || num(r, "existing") != 4 || num(r, "added") != 0 {
+		t.Fatalf("second run: %v", r)
+	}
+	eventually(t, 30*time.Second, "scheduled leads in the CRM once each", func() (bool, string) {
+		n := 0
+		for i := range 4 {
+			n += st.CRM.CreateCount(metaRecordKey(fmt.Sprintf("90070400000000%d", i)))
+		}
+		return n == 4, fmt.Sprintf("%d creates of 4", n)
+	})
+}

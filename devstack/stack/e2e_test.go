@@ -51,6 +51,7 @@ func TestMain(m *testing.M) {
 			"OUTBOX_DELAY":         "1s",
 			"AUTO_REPLAY_INTERVAL": "0s",
 			"RECONCILE_PAGE_SIZE":  "3",
+			"RECONCILE_FORMS":      "meta:555100000000704:104200000000001",
 		},
 	})
 	if err != nil {
