@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/event"
@@ -83,6 +86,7 @@ type Reconciler struct {
 	sources Sources
 	opts    Options
 	newID   func() string
+	leads   metric.Int64Counter
 }
 
 // New returns a Reconciler. graph or sources nil makes every run fail with ErrNotConfigured.
@@ -102,7 +106,11 @@ func New(st *store.Store, ar *archive.Archive, graph Graph, pub Publisher, sourc
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
-	return &Reconciler{st: st, ar: ar, graph: graph, pub: pub, sources: sources, opts: o, newID: uuid.NewString}
+	// An instrument error only comes from an invalid name; the no-op instrument keeps working.
+	leads, _ := otel.Meter("leadpipe/replayer").Int64Counter("leadpipe.replayer.reconcile.leads", metric.WithUnit("{lead}"),
+		metric.WithDescription("Leads reconcile looked at, by source and result: existing, added, missing (dry run or lost a race), skipped. "+
+			"A steady rate of added means webhooks are being lost."))
+	return &Reconciler{st: st, ar: ar, graph: graph, pub: pub, sources: sources, opts: o, newID: uuid.NewString, leads: leads}
 }
 
 // Request is one reconcile of one form.
@@ -244,6 +252,7 @@ func (rc *Reconciler) Run(ctx context.Context, req Request) (*Report, error) {
 	if runErr != nil {
 		rep.Error = publicError(runErr)
 	}
+	rc.count(context.WithoutCancel(ctx), rep)
 	if err := rc.audit(context.WithoutCancel(ctx), &req, rep); err != nil {
 		log.ErrorContext(ctx, "reconcile: audit not written", "error", err.Error())
 		runErr = errors.Join(runErr, err)
@@ -343,6 +352,14 @@ func (rc *Reconciler) lead(ctx context.Context, src *mapping.Source, req *Reques
 		}
 	})
 	return nil
+}
+
+func (rc *Reconciler) count(ctx context.Context, rep *Report) {
+	for result, n := range map[string]int{"existing": rep.Existing, "added": rep.Added, "missing": rep.Missing - rep.Added, "skipped": rep.Skipped} {
+		if n > 0 {
+			rc.leads.Add(ctx, int64(n), metric.WithAttributes(attribute.String("source", rep.Source), attribute.String("result", result)))
+		}
+	}
 }
 
 // HeaderRun names the reconcile run in the archived raw payload of a reconciled lead.
