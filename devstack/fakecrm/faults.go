@@ -228,10 +228,6 @@ func (s *Server) authVerdict(system string, r *http.Request) *verdict {
 		if s.faults.RejectCredentials {
 			return unauth
 		}
-	case SystemMeta:
-		if r.URL.Query().Get("access_token") == "" {
-			return &verdict{status: http.StatusBadRequest, code: "190", msg: "An access token is required to request this resource."}
-		}
 	}
 	if system != SystemMeta && s.faults.AuthFailures > 0 {
 		s.faults.AuthFailures--

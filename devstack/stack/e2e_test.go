@@ -50,6 +50,8 @@ func TestMain(m *testing.M) {
 			"SWEEP_INTERVAL":       "500ms",
 			"OUTBOX_DELAY":         "1s",
 			"AUTO_REPLAY_INTERVAL": "0s",
+			"RECONCILE_PAGE_SIZE":  "3",
+			"RECONCILE_FORMS":      "meta:555100000000704:104200000000001",
 		},
 	})
 	if err != nil {

@@ -15,10 +15,12 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/storage"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 
 	"github.com/leadpipe/leadpipe/common/app"
+	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/server"
@@ -66,13 +68,22 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	st := store.New(fs)
 	pub := dlq.New(ps, cfg.GCP.DLQTopic)
 	defer pub.Stop()
+	var raw *archive.Archive // fetched Meta leads, beside the raw webhooks
+	if cfg.MetaAccessToken != "" {
+		gcs, err := storage.NewClient(ctx)
+		if err != nil {
+			return fmt.Errorf("storage client: %w", err)
+		}
+		defer gcs.Close()
+		raw = archive.New(gcs, cfg.GCP.Bucket())
+	}
 
 	h := &push.Handler{
 		Store: st,
 		Lease: store.LeasePolicy{Owner: cfg.InstanceID, TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts,
 			Retention: cfg.EventRetention},
 		DLQ:     pub,
-		Routes:  routes(ctx, &cfg, st),
+		Routes:  routes(ctx, &cfg, st, raw),
 		Budget:  cfg.ProcessBudget,
 		Metrics: push.NewMetrics(),
 	}
@@ -102,7 +113,7 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 // routes builds each configured CRM's chain: retry(enrich(rate limit(breaker(adapter)))). The
 // limiter sits outside the breaker so that a long wait for a token never counts as a CRM
 // failure.
-func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.Route {
+func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive) map[string]push.Route {
 	// One client per CRM: each request is a client span and is measured with the CRM's name.
 	client := func(name string) *http.Client {
 		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil)}
@@ -122,6 +133,9 @@ func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.R
 	if cfg.MetaAccessToken != "" {
 		meta = &enrich.Meta{BaseURL: cfg.MetaGraphURL, Version: cfg.MetaGraphVersion, AccessToken: cfg.MetaAccessToken,
 			HTTPClient: &http.Client{Timeout: 15 * time.Second, Transport: otelhttp.NewTransport(http.DefaultTransport)}}
+		if raw != nil {
+			meta.Archive = raw
+		}
 	}
 	policy := retry.Default
 	policy.Spacing = cfg.RetrySpacing

@@ -70,13 +70,15 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	defer topic.Stop()
 	pub := newTracedPublisher(topic)
 	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace}
+	var sources *renormalize.File
 	if cfg.SourcesFile != "" {
-		sources, err := renormalize.LoadFile(cfg.SourcesFile)
-		if err != nil {
+		if sources, err = renormalize.LoadFile(cfg.SourcesFile); err != nil {
 			return err
 		}
 		opts.Renormalizer = renormalize.New(sources, raw)
 	}
+	rec, stopRec := newReconcile(ps, st, raw, sources, &cfg)
+	defer stopRec()
 	rp := replay.New(st, pub, opts)
 	tracer := otel.Tracer(meterName)
 	jobs := bulk.NewRunner(st, kindReplayer{rp, actorBulk, tracer}, bulk.Options{RatePerSec: cfg.ReplayRatePerSec, MaxPerJob: cfg.BulkMax})
@@ -114,6 +116,7 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	a := &api.API{St: st, Replayer: rp, Jobs: jobs, Auto: auto, Raw: raw, RawReaders: cfg.RawReaders}
 	a.Register(mux, auth.Require(authn))
 	(&triage.Page{API: a, Authn: authn, Sessions: sessions}).Register(mux)
+	rec.Register(mux, auth.Require(authn))
 
 	bg, stopBG := context.WithCancel(ctx)
 	done := make(chan struct{})

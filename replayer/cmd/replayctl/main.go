@@ -1,5 +1,5 @@
 // Command replayctl is the operators' CLI over the replayer's API: list, show, replay,
-// bulk-replay (with a progress bar) and discard. REPLAYER_URL and REPLAYER_TOKEN (or --url,
+// bulk-replay (with a progress bar), discard and reconcile. REPLAYER_URL and REPLAYER_TOKEN (or --url,
 // --token) say where and as whom.
 package main
 
@@ -46,6 +46,7 @@ Commands:
   replay ID     replay one record (needs --reason)
   bulk-replay   replay every record matching a filter as a background job, with progress
   discard ID    discard one record (needs --reason)
+  reconcile     take in the leads of a Meta form the pipeline never received (needs --reason)
 
 Environment: REPLAYER_URL (default http://127.0.0.1:8083), REPLAYER_TOKEN.
 Run "replayctl COMMAND --help" for a command's flags.
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.action(ctx, cmd, rest, stderr)
 	case "bulk-replay":
 		return c.bulk(ctx, rest, stderr)
+	case "reconcile":
+		return c.reconcile(ctx, rest, stderr)
 	case "help", "-h", "--help":
 		g.Usage()
 		return nil
