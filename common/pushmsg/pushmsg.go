@@ -35,6 +35,8 @@ const (
 	AttrAttemptCount    = "attempt_count"
 	AttrFirstReceivedAt = "first_received_at"
 	AttrLastAttemptAt   = "last_attempt_at"
+	// AttrReason is the typed cause (store.ReasonCode, e.g. "no_match"), when there is one.
+	AttrReason = "reason"
 	// AttrQuarantinedBy names who quarantined: "processor" or "ingest".
 	AttrQuarantinedBy = "quarantined_by"
 )

@@ -147,7 +147,7 @@ func classify(resp *http.Response, raw []byte, updateOnly bool) error {
 		return fe
 	case http.StatusNotFound:
 		if updateOnly {
-			return failure.New(failure.Permanent, st, "hubspot 404: update-only event and no record matches")
+			return &failure.Error{Class: failure.Permanent, Code: st, Message: "hubspot 404: update-only event and no record matches", Err: failure.ErrNoMatch}
 		}
 	}
 	return crm.ClassifyStatus(st, resp.Header, msg)

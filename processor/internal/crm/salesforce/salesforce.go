@@ -165,7 +165,7 @@ func classify(resp *http.Response, raw []byte, updateOnly bool) error {
 		// The org's API budget is spent: a rate limit, not a credentials problem.
 		return &failure.Error{Class: failure.Retryable, Code: st, After: max(crm.RetryAfter(resp.Header), time.Minute), Message: msg}
 	case st == http.StatusNotFound && updateOnly:
-		return failure.New(failure.Permanent, st, "salesforce 404: update-only event and no record matches")
+		return &failure.Error{Class: failure.Permanent, Code: st, Message: "salesforce 404: update-only event and no record matches", Err: failure.ErrNoMatch}
 	case st == http.StatusBadRequest && (code == "UNABLE_TO_LOCK_ROW" || code == "DUPLICATE_VALUE"):
 		return failure.New(failure.Conflict, st, msg)
 	}
