@@ -61,6 +61,10 @@ type EventDoc struct {
 	// quarantined event means the publish is still owed (the next delivery re-publishes).
 	DLQPublishedAt time.Time `firestore:"dlq_published_at,omitempty"`
 
+	// Contact is the contact resolution of the event's latest attempt: canonical key, record
+	// document, fields sent and withheld, identity conflicts (see contact.go).
+	Contact *ContactResult `firestore:"contact,omitempty"`
+
 	// ParkedAt is when the event was parked (state parked) because its CRM's circuit was open.
 	ParkedAt time.Time `firestore:"parked_at,omitempty"`
 

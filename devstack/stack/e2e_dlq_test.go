@@ -115,14 +115,14 @@ func TestE2E_AuthFailureQuarantinesThenReplayMakesOneRecord(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("GET record: %d %v", code, body)
 	}
-	if rec, _ := body["record"].(map[string]any); rec["status"] != store.DLQReplayed {
+	if rec, _ := body["record"].(map[string]any); rec["status"] != string(store.DLQReplayed) {
 		t.Errorf("DLQ record status = %v, want replayed", rec["status"])
 	}
 	// The scheduled auto-replay run notices the replayed lead has landed and resolves the record.
 	if code, body := api(t, http.MethodPost, "/internal/auto-replay", nil, st.ReplayerToken); code != 200 {
 		t.Fatalf("auto-replay run: %d %v", code, body)
 	}
-	if _, body := api(t, http.MethodGet, "/v1/dlq/"+id, nil, st.ReplayerToken); body["record"].(map[string]any)["status"] != store.DLQResolved {
+	if _, body := api(t, http.MethodGet, "/v1/dlq/"+id, nil, st.ReplayerToken); body["record"].(map[string]any)["status"] != string(store.DLQResolved) {
 		t.Errorf("DLQ record after the lead succeeded = %v, want resolved", body["record"].(map[string]any)["status"])
 	}
 	code, body = api(t, http.MethodGet, "/v1/audit", nil, st.ReplayerToken)

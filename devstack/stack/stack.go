@@ -195,6 +195,7 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	env["DEMO_WEBHOOK_SECRET"] = s.DemoSecret
 	env["SWEEP_INTERVAL"] = "5s"
 	env["PUSH_AUTH"] = "none"
+	env["PII_HASH_KEY"] = hex.EncodeToString(randomBytes(32))
 	crm := s.CRM.URL()
 	for k, v := range map[string]string{
 		"SALESFORCE_INSTANCE_URL":  crm,

@@ -17,5 +17,5 @@ func LoadConfig(ctx context.Context, l config.Lookuper) (*Config, error) {
 }
 
 func Routes(ctx context.Context, c *Config, st *store.Store) map[string]push.Route {
-	return routes(ctx, c, st, nil)
+	return routes(ctx, c, st, nil, nil)
 }

@@ -78,12 +78,16 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 		raw = archive.New(gcs, cfg.GCP.Bucket())
 	}
 
+	ids, err := identitySteps(&cfg, st)
+	if err != nil {
+		return err
+	}
 	h := &push.Handler{
 		Store: st,
 		Lease: store.LeasePolicy{Owner: cfg.InstanceID, TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts,
 			Retention: cfg.EventRetention},
 		DLQ:     pub,
-		Routes:  routes(ctx, &cfg, st, raw),
+		Routes:  routes(ctx, &cfg, st, raw, ids),
 		Budget:  cfg.ProcessBudget,
 		Metrics: push.NewMetrics(),
 	}
@@ -110,10 +114,11 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	return srv.ServeHTTP(ctx, telemetry.Handler(mux))
 }
 
-// routes builds each configured CRM's chain: retry(enrich(rate limit(breaker(adapter)))). The
-// limiter sits outside the breaker so that a long wait for a token never counts as a CRM
-// failure.
-func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive) map[string]push.Route {
+// routes builds each configured CRM's chain: retry(enrich(identity(rate limit(breaker(adapter)))))
+// (identity when ids is not nil). The limiter sits outside the breaker so that a long wait for a
+// token never counts as a CRM failure; identity runs after enrichment, which gives thin events
+// their email and phone.
+func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive, ids func(string) crm.Middleware) map[string]push.Route {
 	// One client per CRM: each request is a client span and is measured with the CRM's name.
 	client := func(name string) *http.Client {
 		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil)}
@@ -142,12 +147,12 @@ func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Arch
 	out := map[string]push.Route{}
 	for name, a := range adapters {
 		b := breaker.New(name, cfg.BreakerThreshold, cfg.BreakerCooldown, healthWriter(ctx, st, name))
-		out[name] = push.Route{Gate: b, Upserter: crm.Chain(a,
-			retry.Middleware(policy),
-			enrich.Middleware(meta),
-			ratelimit.Middleware(ratelimit.New(cfg.CRMRatePerSec, cfg.RateMaxWait)),
-			breaker.Middleware(b),
-		)}
+		mws := []crm.Middleware{retry.Middleware(policy), enrich.Middleware(meta)}
+		if ids != nil {
+			mws = append(mws, ids(name))
+		}
+		mws = append(mws, ratelimit.Middleware(ratelimit.New(cfg.CRMRatePerSec, cfg.RateMaxWait)), breaker.Middleware(b))
+		out[name] = push.Route{Gate: b, Upserter: crm.Chain(a, mws...)}
 	}
 	return out
 }

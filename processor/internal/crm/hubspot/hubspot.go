@@ -52,9 +52,13 @@ func New(cfg Config) *Client {
 }
 
 // idProperty picks the unique property and its value: routing.upsert_key when set ("email"
-// means the email), else email when present, else DefaultIDProperty with the external id.
-func idProperty(ev *event.Event) (string, string) {
+// means the email), else DefaultIDProperty with the canonical contact key when the identity
+// step resolved one, else email when present, else DefaultIDProperty with the external id.
+func idProperty(ctx context.Context, ev *event.Event) (string, string) {
+	_, resolved := crm.ContactOf(ctx)
 	switch k := ev.Routing.UpsertKey; {
+	case k == "" && resolved:
+		return DefaultIDProperty, crm.ExternalID(ev)
 	case k == "email" || (k == "" && ev.Identity.Email != ""):
 		return "email", strings.ToLower(ev.Identity.Email)
 	case k != "":
@@ -69,7 +73,7 @@ func (c *Client) Upsert(ctx context.Context, ev *event.Event) (crm.Result, error
 	if object == "" {
 		object = DefaultObject
 	}
-	prop, id := idProperty(ev)
+	prop, id := idProperty(ctx, ev)
 	if id == "" {
 		return crm.Result{}, failure.New(failure.Permanent, 0, "hubspot: upsert key "+prop+" has no value")
 	}
