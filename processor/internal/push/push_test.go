@@ -110,9 +110,13 @@ func TestPushOutcomes(t *testing.T) {
 	invalid := validEvent()
 	invalid.IdempotencyKey = ""
 	invalidData, _ := json.Marshal(invalid)
-	ok := func(context.Context, *event.Event) (crm.Result, error) { return crm.Result{RecordID: "00Q1", StatusCode: 201}, nil }
+	ok := func(context.Context, *event.Event) (crm.Result, error) {
+		return crm.Result{RecordID: "00Q1", StatusCode: 201}, nil
+	}
 	failing := func(c failure.Class) crm.Func {
-		return func(context.Context, *event.Event) (crm.Result, error) { return crm.Result{}, failure.New(c, 0, "crm said no") }
+		return func(context.Context, *event.Event) (crm.Result, error) {
+			return crm.Result{}, failure.New(c, 0, "crm said no")
+		}
 	}
 	errStore := failure.New(failure.Retryable, 14, "firestore Unavailable")
 	tests := []struct {
