@@ -20,6 +20,17 @@ test: lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory fuzz
 
+## test-google: the e2e suites (ingest, processor, replayer, devstack/stack, a short loadgen run) on
+## Google's own Firestore and Pub/Sub emulators (Google Cloud CLI + Java), started once for the run.
+.PHONY: test-google
+test-google:
+	@GO=$(GO) ./devstack/test-google.sh
+
+## test-google-external: the same suites on emulators already running (docker-compose.emulators.yml).
+.PHONY: test-google-external
+test-google-external:
+	@GO=$(GO) ./devstack/test-google.sh --external
+
 ## fuzz: run every Fuzz* target for a short budget.
 fuzz:
 	@set -e; for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
@@ -52,3 +63,9 @@ build:
 
 tidy:
 	$(GO) mod tidy
+
+## test-infra: infra/ through terraform (fmt, init from a local mirror of the google provider
+## 8.0.0 built from the Go module proxy, validate, test), tflint, and the broken copies.
+.PHONY: test-infra
+test-infra:
+	GO=$(GO) ./infra/check.sh

@@ -48,9 +48,9 @@ locals {
     replayer  = google_service_account.replayer
   }
 
-  # Project-level roles every service needs: Firestore data access and telemetry.
+  # Project-level roles every service needs: telemetry. Firestore access is granted below,
+  # per service and only on the pipeline's database.
   runtime_project_roles = [
-    "roles/datastore.user",
     "roles/cloudtrace.agent",
     "roles/monitoring.metricWriter",
     "roles/logging.logWriter",
@@ -70,6 +70,53 @@ resource "google_project_iam_member" "runtime" {
   member  = each.value.member
 }
 
+# --- Firestore ---------------------------------------------------------------------------------
+
+# Least privilege on Firestore. IAM is the only control for server client libraries (security
+# rules do not apply to them), and Firestore's IAM resource is the database: a condition can
+# name a database, not a collection. So every grant is conditioned on the pipeline's database,
+# and ingest gets a custom role without delete. Keeping ingest off the dlq, audit and
+# replay_jobs collections entirely would need a second database, and the replayer changes an
+# event, its DLQ record and an audit entry in one transaction, which cannot span databases;
+# ingest's code writes only events (checked by internal/archtest's store-call test).
+resource "google_project_iam_custom_role" "ingest_firestore" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_ingest_firestore"
+  title       = "leadpipe ingest Firestore access"
+  description = "Create, read and update documents (events and their outbox fields); no delete, no admin."
+  permissions = [
+    "datastore.databases.get",
+    "datastore.databases.getMetadata",
+    "datastore.entities.create",
+    "datastore.entities.get",
+    "datastore.entities.list",
+    "datastore.entities.update",
+  ]
+}
+
+locals {
+  firestore_database_resource = "projects/${var.project_id}/databases/${var.firestore_database}"
+  firestore_roles = {
+    ingest    = google_project_iam_custom_role.ingest_firestore.name
+    processor = "roles/datastore.user"
+    replayer  = "roles/datastore.user"
+  }
+}
+
+resource "google_project_iam_member" "firestore" {
+  for_each = local.firestore_roles
+
+  project = var.project_id
+  role    = each.value
+  member  = local.runtime_accounts[each.key].member
+
+  condition {
+    title       = "leadpipe Firestore database only"
+    description = "Only the pipeline's database (${var.firestore_database})."
+    expression  = "resource.name == \"${local.firestore_database_resource}\""
+  }
+}
+
 # --- Storage ---------------------------------------------------------------------------------
 
 # ingest writes raw payloads (create only: it never overwrites or deletes).
@@ -86,56 +133,74 @@ resource "google_storage_bucket_iam_member" "replayer_raw_viewer" {
   member = google_service_account.replayer.member
 }
 
-# --- Pub/Sub publishers ------------------------------------------------------------------------
+# --- Pub/Sub ------------------------------------------------------------------------------------
 
-# ingest publishes events to leads and unusable-but-signed payloads to leads-dlq.
-resource "google_pubsub_topic_iam_member" "ingest_leads" {
-  project = var.project_id
-  topic   = google_pubsub_topic.leads.name
-  role    = "roles/pubsub.publisher"
-  member  = google_service_account.ingest.member
+# Every Pub/Sub grant, in one place (tests/pubsub.tftest.hcl asserts over them):
+# - ingest publishes events to leads and unusable-but-signed payloads to leads-dlq;
+# - the processor quarantines to leads-dlq; the replayer republishes replays to leads;
+# - dead-lettering: the Pub/Sub service agent must publish to the dead-letter topic and
+#   acknowledge on the source subscription, or messages are never dead-lettered. The agent
+#   exists once the Pub/Sub API is enabled (the topics depend on it).
+locals {
+  pubsub_agent_member = "serviceAccount:${local.pubsub_service_agent}"
+  pubsub_topic_grants = {
+    "ingest/leads"   = { topic = google_pubsub_topic.leads.name, role = "roles/pubsub.publisher", member = google_service_account.ingest.member }
+    "ingest/dlq"     = { topic = google_pubsub_topic.dlq.name, role = "roles/pubsub.publisher", member = google_service_account.ingest.member }
+    "processor/dlq"  = { topic = google_pubsub_topic.dlq.name, role = "roles/pubsub.publisher", member = google_service_account.processor.member }
+    "replayer/leads" = { topic = google_pubsub_topic.leads.name, role = "roles/pubsub.publisher", member = google_service_account.replayer.member }
+    "agent/dlq"      = { topic = google_pubsub_topic.dlq.name, role = "roles/pubsub.publisher", member = local.pubsub_agent_member }
+  }
+  pubsub_subscription_grants = {
+    "agent/processor" = { subscription = google_pubsub_subscription.processor.name, role = "roles/pubsub.subscriber", member = local.pubsub_agent_member }
+  }
 }
 
-resource "google_pubsub_topic_iam_member" "ingest_dlq" {
+resource "google_pubsub_topic_iam_member" "grants" {
+  for_each = local.pubsub_topic_grants
+
   project = var.project_id
-  topic   = google_pubsub_topic.dlq.name
-  role    = "roles/pubsub.publisher"
-  member  = google_service_account.ingest.member
+  topic   = each.value.topic
+  role    = each.value.role
+  member  = each.value.member
 }
 
-# The processor quarantines to leads-dlq.
-resource "google_pubsub_topic_iam_member" "processor_dlq" {
-  project = var.project_id
-  topic   = google_pubsub_topic.dlq.name
-  role    = "roles/pubsub.publisher"
-  member  = google_service_account.processor.member
-}
+resource "google_pubsub_subscription_iam_member" "grants" {
+  for_each = local.pubsub_subscription_grants
 
-# The replayer republishes replays to leads.
-resource "google_pubsub_topic_iam_member" "replayer_leads" {
-  project = var.project_id
-  topic   = google_pubsub_topic.leads.name
-  role    = "roles/pubsub.publisher"
-  member  = google_service_account.replayer.member
-}
-
-# --- Pub/Sub service agent -------------------------------------------------------------------
-
-# Dead-lettering: the Pub/Sub service agent must publish to the dead-letter topic and
-# acknowledge on the source subscription, or messages are never dead-lettered. The agent exists
-# once the Pub/Sub API is enabled; depending on the topics makes sure of that.
-resource "google_pubsub_topic_iam_member" "agent_dlq_publisher" {
-  project = var.project_id
-  topic   = google_pubsub_topic.dlq.name
-  role    = "roles/pubsub.publisher"
-  member  = "serviceAccount:${local.pubsub_service_agent}"
-}
-
-resource "google_pubsub_subscription_iam_member" "agent_processor_subscriber" {
   project      = var.project_id
-  subscription = google_pubsub_subscription.processor.name
-  role         = "roles/pubsub.subscriber"
-  member       = "serviceAccount:${local.pubsub_service_agent}"
+  subscription = each.value.subscription
+  role         = each.value.role
+  member       = each.value.member
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.ingest_leads
+  to   = google_pubsub_topic_iam_member.grants["ingest/leads"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.ingest_dlq
+  to   = google_pubsub_topic_iam_member.grants["ingest/dlq"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.processor_dlq
+  to   = google_pubsub_topic_iam_member.grants["processor/dlq"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.replayer_leads
+  to   = google_pubsub_topic_iam_member.grants["replayer/leads"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.agent_dlq_publisher
+  to   = google_pubsub_topic_iam_member.grants["agent/dlq"]
+}
+
+moved {
+  from = google_pubsub_subscription_iam_member.agent_processor_subscriber
+  to   = google_pubsub_subscription_iam_member.grants["agent/processor"]
 }
 
 # Authenticated push: the agent mints OIDC tokens for the push account. Granted explicitly
@@ -143,7 +208,7 @@ resource "google_pubsub_subscription_iam_member" "agent_processor_subscriber" {
 resource "google_service_account_iam_member" "agent_push_token_creator" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:${local.pubsub_service_agent}"
+  member             = local.pubsub_agent_member
 
   depends_on = [google_pubsub_topic.leads]
 }
@@ -152,6 +217,7 @@ resource "google_service_account_iam_member" "agent_push_token_creator" {
 
 locals {
   secret_readers = merge(
+    { for pair in setproduct(keys(local.runtime_accounts), distinct(values(local.common_secret_env))) : "${pair[0]}/${pair[1]}" => { secret = pair[1], member = local.runtime_accounts[pair[0]].member } },
     { for s in distinct(concat(values(var.ingest_secret_env), var.ingest_secret_refs, [var.sources_secret])) : "ingest/${s}" => { secret = s, member = google_service_account.ingest.member } },
     { for s in distinct(values(var.processor_secret_env)) : "processor/${s}" => { secret = s, member = google_service_account.processor.member } },
     { for s in distinct(values(var.replayer_secret_env)) : "replayer/${s}" => { secret = s, member = google_service_account.replayer.member } },
@@ -171,50 +237,23 @@ resource "google_secret_manager_secret_iam_member" "readers" {
 
 # --- Cloud Run invokers ------------------------------------------------------------------------
 
-# ingest: webhook senders are external and unauthenticated at the IAM level; ingest verifies
-# each source's signature, and its /internal/* endpoints verify the scheduler's OIDC token.
-resource "google_cloud_run_v2_service_iam_member" "ingest_public" {
-  count = var.ingest_public ? 1 : 0
-
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_run_v2_service.svc["ingest"].name
-  role     = "roles/run.invoker"
-  member   = "allUsers"
+# Every run.invoker grant (tests/ingress.tftest.hcl asserts that allUsers is on ingest only):
+# - ingest: webhook senders are external and unauthenticated at the IAM level; ingest
+#   verifies each source's signature, and /internal/sweep the scheduler's OIDC token;
+# - the processor: Pub/Sub pushes only; the replayer: pushes, the scheduler and operators.
+locals {
+  run_invokers = merge(
+    var.ingest_public ? { "ingest/allUsers" = { service = "ingest", member = "allUsers" } } : {},
+    {
+      "ingest/scheduler"   = { service = "ingest", member = google_service_account.scheduler.member }
+      "processor/push"     = { service = "processor", member = google_service_account.push.member }
+      "replayer/push"      = { service = "replayer", member = google_service_account.push.member }
+      "replayer/scheduler" = { service = "replayer", member = google_service_account.scheduler.member }
+    },
+  )
 }
 
-resource "google_cloud_run_v2_service_iam_member" "ingest_scheduler" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_run_v2_service.svc["ingest"].name
-  role     = "roles/run.invoker"
-  member   = google_service_account.scheduler.member
-}
-
-resource "google_cloud_run_v2_service_iam_member" "processor_push" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_run_v2_service.svc["processor"].name
-  role     = "roles/run.invoker"
-  member   = google_service_account.push.member
-}
-
-resource "google_cloud_run_v2_service_iam_member" "replayer_push" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_run_v2_service.svc["replayer"].name
-  role     = "roles/run.invoker"
-  member   = google_service_account.push.member
-}
-
-resource "google_cloud_run_v2_service_iam_member" "replayer_scheduler" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_run_v2_service.svc["replayer"].name
-  role     = "roles/run.invoker"
-  member   = google_service_account.scheduler.member
-}
-
+# Operators (var.operators, never allUsers: the variable refuses it) on the replayer.
 resource "google_cloud_run_v2_service_iam_member" "replayer_operators" {
   for_each = toset(var.operators)
 
@@ -223,6 +262,41 @@ resource "google_cloud_run_v2_service_iam_member" "replayer_operators" {
   name     = google_cloud_run_v2_service.svc["replayer"].name
   role     = "roles/run.invoker"
   member   = each.value
+}
+
+resource "google_cloud_run_v2_service_iam_member" "invokers" {
+  for_each = local.run_invokers
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.svc[each.value.service].name
+  role     = "roles/run.invoker"
+  member   = each.value.member
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.ingest_public[0]
+  to   = google_cloud_run_v2_service_iam_member.invokers["ingest/allUsers"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.ingest_scheduler
+  to   = google_cloud_run_v2_service_iam_member.invokers["ingest/scheduler"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.processor_push
+  to   = google_cloud_run_v2_service_iam_member.invokers["processor/push"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.replayer_push
+  to   = google_cloud_run_v2_service_iam_member.invokers["replayer/push"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.replayer_scheduler
+  to   = google_cloud_run_v2_service_iam_member.invokers["replayer/scheduler"]
 }
 
 # --- Cloud Build -------------------------------------------------------------------------------

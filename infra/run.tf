@@ -13,6 +13,12 @@ locals {
     OTEL_SAMPLE_RATIO    = tostring(var.otel_sample_ratio)
   }
 
+  # Secrets every service reads (env name => Secret Manager secret id): the keyed-hash key
+  # for personal data in ids and logs (common/pii); all three must share it.
+  common_secret_env = {
+    PII_HASH_KEY = var.pii_hash_key_secret
+  }
+
   run = {
     ingest = {
       ingress = "INGRESS_TRAFFIC_ALL"
@@ -20,12 +26,13 @@ locals {
       env = merge(local.common_env, {
         OTEL_SERVICE_NAME = "ingest"
         SOURCES_FILE      = var.ingest_sources_file
-        # /internal/* (outbox sweep) is called by Cloud Scheduler with an OIDC token.
-        AUTH_MODE               = "oidc"
-        AUTH_AUDIENCE           = local.service_urls.ingest
-        AUTH_ALLOWED_PRINCIPALS = google_service_account.scheduler.email
+        # POST /internal/sweep is called by Cloud Scheduler with an OIDC token of the
+        # scheduler account whose audience is ingest's URL (scheduler.tf).
+        SWEEP_AUTH             = "oidc"
+        SWEEP_AUDIENCE         = local.service_urls.ingest
+        SWEEP_SERVICE_ACCOUNTS = google_service_account.scheduler.email
       }, var.ingest_env)
-      secret_env = var.ingest_secret_env
+      secret_env = merge(local.common_secret_env, var.ingest_secret_env)
     }
     processor = {
       ingress = var.processor_ingress
@@ -36,7 +43,7 @@ locals {
         PUSH_AUDIENCE        = local.service_urls.processor
         PUSH_SERVICE_ACCOUNT = google_service_account.push.email
       }, var.processor_env)
-      secret_env = var.processor_secret_env
+      secret_env = merge(local.common_secret_env, var.processor_secret_env)
     }
     replayer = {
       ingress = "INGRESS_TRAFFIC_ALL"
@@ -52,7 +59,7 @@ locals {
         AUTH_AUDIENCE           = local.service_urls.replayer
         AUTH_ALLOWED_PRINCIPALS = join(",", concat([google_service_account.scheduler.email], var.replayer_allowed_principals))
       }, var.replayer_env)
-      secret_env = var.replayer_secret_env
+      secret_env = merge(local.common_secret_env, var.replayer_secret_env)
     }
   }
 }
@@ -174,6 +181,7 @@ resource "google_cloud_run_v2_service" "svc" {
   depends_on = [
     google_project_service.apis,
     google_project_iam_member.runtime,
+    google_project_iam_member.firestore,
     google_secret_manager_secret_iam_member.readers,
   ]
 }

@@ -5,6 +5,7 @@
 locals {
   secret_ids = distinct(concat(
     [var.sources_secret],
+    values(local.common_secret_env),
     values(var.ingest_secret_env),
     var.ingest_secret_refs,
     values(var.processor_secret_env),

@@ -104,9 +104,9 @@ variable "ttl_field" {
 }
 
 variable "ttl_collections" {
-  description = "Collection groups with a TTL policy on ttl_field. Deliberately excludes dlq and audit: DLQ records are the 'never lost' guarantee and audit entries are the operators' record."
+  description = "Collection groups with a TTL policy on ttl_field. Only collections whose documents the code gives that field (events, attempts: common/store; infra's Go test checks it). Deliberately excludes dlq and audit: DLQ records are the 'never lost' guarantee and audit entries are the operators' record. replay_jobs documents carry no expire_at yet, so a policy there would delete nothing."
   type        = list(string)
-  default     = ["events", "attempts", "replay_jobs"]
+  default     = ["events", "attempts"]
 }
 
 # --- Cloud Run -----------------------------------------------------------------------------------
@@ -139,6 +139,11 @@ variable "processor_ingress" {
   description = "Ingress of the processor. Pub/Sub push from the same project counts as internal traffic, so INGRESS_TRAFFIC_INTERNAL_ONLY works too; IAM (run.invoker for the push service account only) protects it either way."
   type        = string
   default     = "INGRESS_TRAFFIC_ALL"
+
+  validation {
+    condition     = contains(["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"], var.processor_ingress)
+    error_message = "processor_ingress must be INGRESS_TRAFFIC_ALL (IAM-only), INGRESS_TRAFFIC_INTERNAL_ONLY or INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER."
+  }
 }
 
 variable "log_level" {
@@ -220,18 +225,35 @@ variable "replayer_secret_env" {
   }
 }
 
+variable "pii_hash_key_secret" {
+  description = "Secret Manager secret holding PII_HASH_KEY, the keyed-hash key for personal data in ids and logs (common/pii), read by all three services (at least 32 random bytes; rotating it changes every derived token)."
+  type        = string
+  default     = "leadpipe-pii-hash-key"
+}
+
 # --- Access ------------------------------------------------------------------------------------
 
 variable "operators" {
   description = "IAM members allowed to call the replayer's triage API and page, e.g. [\"group:leadpipe-operators@example.com\"]."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = !contains(var.operators, "allUsers") && !contains(var.operators, "allAuthenticatedUsers")
+    error_message = "operators must name users, groups or service accounts: the replayer is never public."
+  }
 }
 
 variable "replayer_allowed_principals" {
   description = "E-mail addresses the replayer accepts on its operator API and triage page, in addition to the scheduler's service account (AUTH_ALLOWED_PRINCIPALS; exact e-mails, no groups or domains). Cloud Run IAM restricts callers to var.operators first; this is the application-level allow list and names the actor in the audit log. Empty: only the scheduler."
   type        = list(string)
   default     = []
+}
+
+variable "audit_log_retention_days" {
+  description = "Retention of the audit log bucket that receives the replayer's audit entries (logging.tf)."
+  type        = number
+  default     = 400
 }
 
 # --- Scheduler ---------------------------------------------------------------------------------
@@ -270,4 +292,42 @@ variable "github_repository" {
     branch = string
   })
   default = null
+}
+
+# --- Monitoring --------------------------------------------------------------------------------
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) of every alert policy (monitoring.tf). Empty: the incidents show in the console only."
+  type        = list(string)
+  default     = []
+}
+
+variable "leads_age_sla_seconds" {
+  description = "Alert when the oldest unacknowledged message on leads-processor is older than this (seconds)."
+  type        = number
+  default     = 900
+}
+
+variable "crm_error_rate_per_second" {
+  description = "Alert when a CRM answers 429 or 5xx faster than this (per second, over 5 minutes, for 10 minutes)."
+  type        = number
+  default     = 0.5
+}
+
+variable "intake_silence_window" {
+  description = "Alert when a source has had no accepted delivery for this long (a PromQL duration, e.g. 2h)."
+  type        = string
+  default     = "2h"
+}
+
+variable "intake_usual_rate_per_hour" {
+  description = "Only sources that averaged more accepted deliveries per hour than this the day before are watched by the intake alert."
+  type        = number
+  default     = 5
+}
+
+variable "outbox_age_threshold_seconds" {
+  description = "Alert when the p99 age of the outbox entries the sweep finds due exceeds this (seconds)."
+  type        = number
+  default     = 300
 }

@@ -5,6 +5,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -12,20 +13,22 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
-	"github.com/leadpipe/leadpipe/common/server"
 )
 
 // Main runs realMain with a context cancelled on SIGINT or SIGTERM and exits 1 if it fails.
-// The context carries a logger tagged with the service name.
+// The context carries a logger tagged with the service name, at level info until Runner
+// applies the configured LOG_LEVEL.
 func Main(service string, realMain func(ctx context.Context) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	level := new(slog.LevelVar)
 	logger := logging.New(os.Stderr, logging.Options{
-		Level:     logging.ParseLevel(os.Getenv("LOG_LEVEL")),
+		Level:     level,
 		ProjectID: os.Getenv("GOOGLE_CLOUD_PROJECT"),
 		Service:   service,
+		Format:    logging.ParseFormat(os.Getenv("LOG_FORMAT")),
 	})
-	ctx = logging.WithLogger(ctx, logger)
+	ctx = logging.WithLogger(context.WithValue(ctx, levelKey{}, level), logger)
 	if err := realMain(ctx); err != nil {
 		logger.ErrorContext(ctx, "exiting", "error", err.Error())
 		fmt.Fprintf(os.Stderr, "%s: %v\n", service, err)
@@ -54,18 +57,10 @@ func Health(mux *http.ServeMux, ready func(ctx context.Context) error) {
 	})
 }
 
-// RunService is the whole main of a service: Main plus a server on $PORT (default 8080) and
-// run with the process environment as configuration.
-func RunService(service string, run func(ctx context.Context, env config.Lookuper, srv *server.Server) error) {
+// RunService is the whole main of a service: Main plus run (from Runner) with the process
+// environment as configuration and a listener on the config's PORT.
+func RunService(service string, run RunFunc) {
 	Main(service, func(ctx context.Context) error {
-		port := os.Getenv("PORT")
-		if port == "" {
-			port = "8080"
-		}
-		srv, err := server.New(port)
-		if err != nil {
-			return err
-		}
-		return run(ctx, config.OSLookuper(), srv)
+		return run(ctx, config.OSLookuper(), nil)
 	})
 }

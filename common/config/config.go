@@ -44,6 +44,15 @@ func Load(ctx context.Context, cfg any, l Lookuper) error {
 	return nil
 }
 
+// Base is what every service loads besides its own fields; each service's Config returns it
+// from a Base method so the one runner (common/app.Runner) can read it.
+type Base struct {
+	Server    Server
+	GCP       GCP
+	Telemetry Telemetry
+	Logging   Logging
+}
+
 // Server holds what every HTTP service reads.
 type Server struct {
 	// Port to listen on (Cloud Run sets PORT). Default 8080.

@@ -16,6 +16,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/store"
 )
 
@@ -77,10 +78,12 @@ func fetchedRef(ev *event.Event, rawRef string) string {
 // replaced by the stored document (for a duplicate answer and a possible re-publish). Any other
 // write failure is returned (classified), and the caller must not report success: a retry
 // finds the same object name and document ids, so a partial write is harmless. ctx bounds the
-// writes.
-func Persist(ctx context.Context, st *store.Store, ar *archive.Archive, raw *archive.Raw, docs []*store.EventDoc) ([]bool, error) {
+// writes. With a hasher it also writes each event's "find a lead" index entries
+// (store.IndexEvent: hashes only, idempotent, so a retry after a failure there writes them
+// again); nil writes none (PII_HASH_KEY unset).
+func Persist(ctx context.Context, st *store.Store, ar *archive.Archive, hasher *pii.Hasher, raw *archive.Raw, docs []*store.EventDoc) ([]bool, error) {
 	created := make([]bool, len(docs))
-	errs := make([]error, len(docs)+1)
+	errs := make([]error, 2*len(docs)+1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if _, err := ar.Put(ctx, raw); err != nil {
@@ -104,6 +107,9 @@ func Persist(ctx context.Context, st *store.Store, ar *archive.Archive, raw *arc
 				errs[i] = err
 			}
 		})
+		if hasher != nil {
+			wg.Go(func() { errs[len(docs)+1+i] = st.IndexEvent(ctx, hasher, doc) })
+		}
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

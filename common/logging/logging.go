@@ -1,6 +1,7 @@
 // Package logging builds slog loggers that write JSON in Cloud Logging's structured format
-// (severity, message, logging.googleapis.com/trace, logging.googleapis.com/spanId) and carries
-// the logger in the context.
+// (severity, message, logging.googleapis.com/trace, logging.googleapis.com/spanId), or with
+// Format "text" (LOG_FORMAT=text; devstack's default on a terminal) one readable line per
+// record, and carries the logger in the context.
 //
 // Personal data (emails, phone numbers, names) must never be passed to a logger; log ids and
 // hashes instead.
@@ -22,12 +23,21 @@ type Options struct {
 	Level     slog.Leveler
 	ProjectID string // used to build the trace resource name
 	Service   string // added as the "service" field on every line when set
+	// Format is FormatJSON (default) or FormatText.
+	Format string
 }
 
 // New returns a logger that writes Cloud Logging JSON lines to w.
 func New(w io.Writer, o Options) *slog.Logger {
 	if o.Level == nil {
 		o.Level = slog.LevelInfo
+	}
+	if o.Format == FormatText {
+		l := slog.New(newTextHandler(w, o.Level))
+		if o.Service != "" {
+			l = l.With("service", o.Service)
+		}
+		return l
 	}
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level:       o.Level,

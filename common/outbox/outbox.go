@@ -7,8 +7,8 @@
 //
 // Flooding is avoided in two ways. The request that creates an event publishes it at once,
 // without a claim; anyone else (a duplicate delivery, a sweep) must first claim the entry with
-// store.ClaimOutbox, a precondition on the document's update time that exactly one concurrent
-// claimer wins and that moves the due time on by the outbox delay. Duplicates also leave an
+// store.ClaimOutbox, a transaction requiring the state and due time it read, which exactly one
+// concurrent claimer wins and which moves the due time on by the outbox delay. Duplicates also leave an
 // entry alone while it was touched less than Options.Grace ago: its creator (or the claim's
 // winner) is still publishing it, and a claim read just before MarkPublished would otherwise
 // win a second time.

@@ -28,16 +28,23 @@ const (
 )
 
 // Attributes the processor (and ingest, for unusable payloads) adds when it quarantines an
-// event to `leads-dlq`.
+// event to `leads-dlq`. Their values are the shared vocabulary of common/store (vocab.go) and
+// common/failure, never free strings.
 const (
-	AttrFailureClass    = "failure_class"
-	AttrErrorMessage    = "error_message"
+	// AttrFailureClass is a failure.Class.
+	AttrFailureClass = "failure_class"
+	// AttrErrorMessage is the operator-facing reason, without personal data.
+	AttrErrorMessage = "error_message"
+	// AttrAttemptCount is the processor's own attempt counter (decimal).
 	AttrAttemptCount    = "attempt_count"
-	AttrFirstReceivedAt = "first_received_at"
-	AttrLastAttemptAt   = "last_attempt_at"
+	AttrFirstReceivedAt = "first_received_at" // RFC 3339
+	AttrLastAttemptAt   = "last_attempt_at"   // RFC 3339
 	// AttrReason is the typed cause (store.ReasonCode, e.g. "no_match"), when there is one.
 	AttrReason = "reason"
-	// AttrQuarantinedBy names who quarantined: "processor" or "ingest".
+	// AttrQuarantinedBy is the store.Origin of the quarantine: store.ByProcessor or
+	// store.ByIngest. A message Pub/Sub dead-lettered on its own carries none (it has the
+	// CloudPubSubDeadLetter* attributes instead); the replayer then records store.ByPubSub,
+	// or store.ByEvent when the reason comes from the event document.
 	AttrQuarantinedBy = "quarantined_by"
 )
 

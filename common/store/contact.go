@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -22,15 +23,15 @@ import (
 
 // Collections of the contact model.
 const (
-	// CollIdentities: identities/{crm}:{kind}:{token} maps one identifier (keyed hash) to its
+	// collIdentities: identities/{crm}:{kind}:{token} maps one identifier (keyed hash) to its
 	// canonical contact key.
-	CollIdentities = "identities"
-	// CollCRMRecords: crm_records/{crm}:{token of the contact key}, per field the source, trust
+	collIdentities = "identities"
+	// collCRMRecords: crm_records/{crm}:{token of the contact key}, per field the source, trust
 	// and occurred_at of the value the CRM holds (never the value), and the write hold.
-	CollCRMRecords = "crm_records"
-	// CollIdentityConflicts: identity_conflicts/{event doc id}:{kind}, one per identifier an
+	collCRMRecords = "crm_records"
+	// collIdentityConflicts: identity_conflicts/{event doc id}:{kind}, one per identifier an
 	// event carried that the index maps to another contact.
-	CollIdentityConflicts = "identity_conflicts"
+	collIdentityConflicts = "identity_conflicts"
 )
 
 // ErrContactBusy: another event holds the contact's record for its CRM write; retry shortly.
@@ -117,11 +118,11 @@ type IdentityConflict struct {
 const ConflictRule = "first indexed identifier wins (external id, then email, then phone); the other identifier keeps its contact"
 
 func (s *Store) identityRef(crm string, h contact.Hit) *firestore.DocumentRef {
-	return s.fs.Collection(CollIdentities).Doc(crm + ":" + h.Kind + ":" + h.Token)
+	return s.fs.Collection(collIdentities).Doc(crm + ":" + h.Kind + ":" + h.Token)
 }
 
 func (s *Store) recordRef(id string) *firestore.DocumentRef {
-	return s.fs.Collection(CollCRMRecords).Doc(id)
+	return s.fs.Collection(collCRMRecords).Doc(id)
 }
 
 // ResolveContact resolves the event's contact in one transaction fenced by l (the event must
@@ -175,7 +176,7 @@ func (s *Store) ResolveContact(ctx context.Context, l *Lease, req ContactRequest
 			return ErrContactBusy
 		}
 		send, withheld, _ := contact.Merge(rec.Fields, req.Values)
-		p := &ContactPlan{ContactResult: ContactResult{CRM: req.CRM, Key: res.Key, RecordDoc: CollCRMRecords + "/" + recID,
+		p := &ContactPlan{ContactResult: ContactResult{CRM: req.CRM, Key: res.Key, RecordDoc: collCRMRecords + "/" + recID,
 			New: res.New, Sent: send, Withheld: withheld, Conflicts: res.Conflicts, Fence: l.Fence},
 			Known: len(rec.Fields) > 0, recID: recID}
 		for _, v := range req.Values {
@@ -201,7 +202,7 @@ func (s *Store) ResolveContact(ctx context.Context, l *Lease, req ContactRequest
 		for _, c := range res.Conflicts {
 			ic := IdentityConflict{CRM: req.CRM, Event: l.DocID, Source: doc.Source, Kind: c.Kind, Token: c.Token,
 				KeptKey: res.Key, OtherKey: c.OtherKey, Rule: ConflictRule, CreatedAt: now}
-			if err := tx.Set(s.fs.Collection(CollIdentityConflicts).Doc(l.DocID+":"+c.Kind), ic); err != nil {
+			if err := tx.Set(s.fs.Collection(collIdentityConflicts).Doc(l.DocID+":"+c.Kind), ic); err != nil {
 				return err
 			}
 		}
@@ -288,8 +289,10 @@ func txRecord(tx *firestore.Transaction, ref *firestore.DocumentRef) (*RecordDoc
 	return &r, nil
 }
 
-// GetRecordDoc reads a record document by id ({crm}:{token}); ErrNotFound when missing.
+// GetRecordDoc reads a record document by id ({crm}:{token}) or by the reference an event's
+// contact result names (ContactResult.RecordDoc, "crm_records/{id}"); ErrNotFound when missing.
 func (s *Store) GetRecordDoc(ctx context.Context, id string) (*RecordDoc, error) {
+	id = strings.TrimPrefix(id, collCRMRecords+"/")
 	return get(ctx, s.recordRef(id), "get record", func(snap *firestore.DocumentSnapshot) (*RecordDoc, error) {
 		var r RecordDoc
 		if err := snap.DataTo(&r); err != nil {
@@ -304,7 +307,7 @@ func (s *Store) ListIdentityConflicts(ctx context.Context, limit int) ([]Identit
 	if limit <= 0 {
 		limit = 50
 	}
-	it := s.fs.Collection(CollIdentityConflicts).OrderBy("created_at", firestore.Desc).Limit(limit).Documents(ctx)
+	it := s.fs.Collection(collIdentityConflicts).OrderBy("created_at", firestore.Desc).Limit(limit).Documents(ctx)
 	defer it.Stop()
 	var out []IdentityConflict
 	for {

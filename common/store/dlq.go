@@ -30,7 +30,7 @@ type DLQFilter struct {
 
 // dlqRef is the DLQ record of an event document id.
 func (s *Store) dlqRef(id string) *firestore.DocumentRef {
-	return s.fs.Collection(CollDLQ).Doc(id)
+	return s.fs.Collection(collDLQ).Doc(id)
 }
 
 // decodeDLQ reads a DLQ record from a snapshot.
@@ -88,7 +88,7 @@ func (s *Store) ListDLQ(ctx context.Context, f DLQFilter, pageSize int, pageToke
 	if pageSize <= 0 {
 		pageSize = 50
 	}
-	q := s.fs.Collection(CollDLQ).Query
+	q := s.fs.Collection(collDLQ).Query
 	if f.Source != "" {
 		q = q.Where("source", "==", f.Source)
 	}
@@ -148,7 +148,7 @@ type DLQCount struct {
 // It reads at most limit records (only the grouped fields) and reports whether it stopped
 // there, so a huge backlog cannot make the triage page slow.
 func (s *Store) CountDLQ(ctx context.Context, statusFilter DLQStatus, limit int) ([]DLQCount, bool, error) {
-	q := s.fs.Collection(CollDLQ).Select("failure_class", "source")
+	q := s.fs.Collection(collDLQ).Select("failure_class", "source")
 	if statusFilter != "" {
 		q = q.Where("status", "==", statusFilter)
 	}

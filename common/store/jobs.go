@@ -58,7 +58,7 @@ func (j *ReplayJob) Final() bool { return j.Status == JobDone || j.Status == Job
 var ErrJobLeased = errors.New("replay job held by another instance")
 
 func (s *Store) jobRef(id string) *firestore.DocumentRef {
-	return s.fs.Collection(CollReplayJobs).Doc(id)
+	return s.fs.Collection(collReplayJobs).Doc(id)
 }
 
 // CreateReplayJob stores a new job under j.ID (which the caller chooses).
@@ -149,7 +149,7 @@ func (s *Store) LeaseReplayJob(ctx context.Context, id, owner string, ttl time.D
 func (s *Store) UnfinishedReplayJobs(ctx context.Context, limit int) ([]*ReplayJob, error) {
 	var out []*ReplayJob
 	for _, st := range []string{JobQueued, JobRunning} {
-		it := s.fs.Collection(CollReplayJobs).Where("status", "==", st).Limit(limit).Documents(ctx)
+		it := s.fs.Collection(collReplayJobs).Where("status", "==", st).Limit(limit).Documents(ctx)
 		for {
 			snap, err := it.Next()
 			if errors.Is(err, iterator.Done) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/store"
@@ -491,4 +493,39 @@ func TestReplayAndDiscardTransitions(t *testing.T) {
 	if _, err := st.Discard(ctx, store.Action{ID: "missing"}, always); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("discard of a missing record: got %v, want ErrNotFound", err)
 	}
+}
+
+// TestTransactionsRetryContention: a transactional read that fails ABORTED (Google's emulator:
+// "Transaction lock timeout") or DEADLINE_EXCEEDED under contention is retried by the store's
+// own bounded policy, quickly; past the bound the error is ErrContended, classified retryable.
+func TestTransactionsRetryContention(t *testing.T) {
+	faults := env.Firestore.Faults()
+	t.Run("aborted reads", func(t *testing.T) {
+		st, _ := lifecycleStore(t)
+		faults.FailNext("BatchGetDocuments", 6, codes.Aborted)
+		start := time.Now()
+		l, err := st.Claim(t.Context(), leadEvent("contended"), policy("p", time.Minute, 5))
+		if err != nil || l.Fence != 1 {
+			t.Fatalf("claim after 6 lock timeouts: got (%+v, %v), want the lease", l, err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("claim took %v; the retry pauses are milliseconds", d)
+		}
+	})
+	t.Run("deadline exceeded reads", func(t *testing.T) {
+		st, _ := lifecycleStore(t)
+		faults.FailNext("BatchGetDocuments", 3, codes.DeadlineExceeded)
+		if _, err := st.Claim(t.Context(), leadEvent("deadline"), policy("p", time.Minute, 5)); err != nil {
+			t.Fatalf("claim after 3 transaction deadlines: %v", err)
+		}
+	})
+	t.Run("bound reached", func(t *testing.T) {
+		st, _ := lifecycleStore(t)
+		faults.FailNext("BatchGetDocuments", 1000, codes.Aborted)
+		_, err := st.Claim(t.Context(), leadEvent("hopeless"), policy("p", time.Minute, 5))
+		faults.Clear()
+		if !errors.Is(err, store.ErrContended) || !failure.Is(err, failure.Retryable) {
+			t.Fatalf("claim under endless contention: got %v, want ErrContended, retryable", err)
+		}
+	})
 }

@@ -46,6 +46,6 @@ func newStore(t *testing.T) *store.Store {
 	if err := env.Reset(context.Background()); err != nil {
 		t.Fatalf("reset: %v", err)
 	}
-	t.Cleanup(env.Firestore.Faults().Clear)
+	t.Cleanup(env.ClearFaults)
 	return store.New(client)
 }

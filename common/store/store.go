@@ -2,6 +2,13 @@
 // idempotency record, its outbox and processing state), their attempt history, DLQ records,
 // the audit log and replay jobs.
 //
+// It is the one owner of the event lifecycle: every change of an event's state or a DLQ
+// record's status is an intent-named method here (Claim, Complete, Fail, Park, Unpark,
+// Quarantine in lifecycle.go; Replay, Discard, RecordDeadLetter, Resolve in operator.go), over
+// the typed vocabulary of vocab.go. Callers pass their decisions in as pure functions and never
+// see Firestore types, field paths or gRPC codes; the client and document references are
+// unexported. Every transaction is retried under contention by internal/txretry.
+//
 // Layout (document ids are event.DocID(idempotency_key): hashes, never personal data):
 //
 //	events/{doc_id}                    EventDoc
@@ -28,14 +35,14 @@ import (
 	"github.com/leadpipe/leadpipe/common/failure"
 )
 
-// Collection names.
+// Collection names (see the layout in the package comment).
 const (
-	CollEvents     = "events"
-	CollAttempts   = "attempts"
-	CollDLQ        = "dlq"
-	CollAudit      = "audit"
-	CollReplayJobs = "replay_jobs"
-	CollCRMHealth  = "crm_health"
+	collEvents     = "events"
+	collAttempts   = "attempts"
+	collDLQ        = "dlq"
+	collAudit      = "audit"
+	collReplayJobs = "replay_jobs"
+	collCRMHealth  = "crm_health"
 )
 
 // Sentinel outcomes. Callers test them with errors.Is.
@@ -65,11 +72,11 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // eventRef is the event document of a document id.
 func (s *Store) eventRef(docID string) *firestore.DocumentRef {
-	return s.fs.Collection(CollEvents).Doc(docID)
+	return s.fs.Collection(collEvents).Doc(docID)
 }
 
 // DocPath is the normalized_event_ref written into events: "events/{doc_id}".
-func DocPath(docID string) string { return CollEvents + "/" + docID }
+func DocPath(docID string) string { return collEvents + "/" + docID }
 
 // CreateEvent creates the event document if no document has its idempotency key. It returns
 // ErrDuplicate when one does. doc.DocID is derived from the key when empty.
@@ -128,7 +135,7 @@ func (s *Store) FindEvent(ctx context.Context, key string) (*EventDoc, error) {
 			return nil, err
 		}
 	}
-	it := s.fs.Collection(CollEvents).Where("event_id", "==", key).Limit(1).Documents(ctx)
+	it := s.fs.Collection(collEvents).Where("event_id", "==", key).Limit(1).Documents(ctx)
 	defer it.Stop()
 	snaps, err := it.GetAll()
 	if err != nil {
@@ -158,7 +165,7 @@ func (s *Store) MarkPublished(ctx context.Context, docID, messageID string) erro
 // DueForPublish returns up to limit events still in the outbox whose due time has passed,
 // oldest first.
 func (s *Store) DueForPublish(ctx context.Context, limit int) ([]*EventDoc, error) {
-	it := s.fs.Collection(CollEvents).
+	it := s.fs.Collection(collEvents).
 		Where("outbox_due_at", "<=", s.Now()).
 		OrderBy("outbox_due_at", firestore.Asc).
 		Limit(limit).Documents(ctx)
@@ -190,12 +197,12 @@ func (s *Store) AddAttempt(ctx context.Context, docID string, a Attempt) error {
 
 // attemptRef is the document of attempt number n of an event.
 func (s *Store) attemptRef(docID string, n int) *firestore.DocumentRef {
-	return s.eventRef(docID).Collection(CollAttempts).Doc(fmt.Sprintf("%06d", n))
+	return s.eventRef(docID).Collection(collAttempts).Doc(fmt.Sprintf("%06d", n))
 }
 
 // Attempts returns the event's attempt history in order.
 func (s *Store) Attempts(ctx context.Context, docID string) ([]Attempt, error) {
-	it := s.eventRef(docID).Collection(CollAttempts).OrderBy("number", firestore.Asc).Documents(ctx)
+	it := s.eventRef(docID).Collection(collAttempts).OrderBy("number", firestore.Asc).Documents(ctx)
 	defer it.Stop()
 	snaps, err := it.GetAll()
 	if err != nil {
@@ -269,7 +276,7 @@ func classify(err error) error {
 
 // SetCRMHealth records a CRM's breaker state.
 func (s *Store) SetCRMHealth(ctx context.Context, h CRMHealth) error {
-	if _, err := s.fs.Collection(CollCRMHealth).Doc(h.CRM).Set(ctx, h); err != nil {
+	if _, err := s.fs.Collection(collCRMHealth).Doc(h.CRM).Set(ctx, h); err != nil {
 		return fmt.Errorf("set crm health %s: %w", h.CRM, classify(err))
 	}
 	return nil
@@ -277,7 +284,7 @@ func (s *Store) SetCRMHealth(ctx context.Context, h CRMHealth) error {
 
 // CRMHealth reads a CRM's breaker state; ErrNotFound when the processor never wrote one.
 func (s *Store) CRMHealth(ctx context.Context, crm string) (*CRMHealth, error) {
-	return get(ctx, s.fs.Collection(CollCRMHealth).Doc(crm), "crm health", func(snap *firestore.DocumentSnapshot) (*CRMHealth, error) {
+	return get(ctx, s.fs.Collection(collCRMHealth).Doc(crm), "crm health", func(snap *firestore.DocumentSnapshot) (*CRMHealth, error) {
 		var h CRMHealth
 		if err := snap.DataTo(&h); err != nil {
 			return nil, fmt.Errorf("decode crm health %s: %w", crm, err)

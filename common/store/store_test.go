@@ -537,6 +537,7 @@ func TestClassify(t *testing.T) {
 // TestClassifyThroughClient drives real errors out of the Firestore client with the
 // emulator's fault injection and checks what the store hands back.
 func TestClassifyThroughClient(t *testing.T) {
+	env.NeedEmbedded(t, "Firestore fault injection")
 	ctx := context.Background()
 	faults := env.Firestore.Faults()
 

@@ -10,7 +10,9 @@ import (
 // EventDoc is the Firestore event document: the normalized event plus its idempotency record,
 // outbox state, processing lease and result.
 type EventDoc struct {
-	DocID      string    `firestore:"-"`
+	DocID string `firestore:"-"`
+	// UpdateTime is the document's update time as read; informational only (Google's emulator cuts
+	// it to milliseconds, so nothing in the store relies on it for ordering or preconditions).
 	UpdateTime time.Time `firestore:"-"`
 
 	IdempotencyKey string      `firestore:"idempotency_key"`

@@ -192,3 +192,38 @@ func TestWebhookIdempotencyAndMeta(t *testing.T) {
 }
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// reject_credentials alone leaves a held token working (the README demo used to rely on it and
+// broke nothing); with expire_sessions the held token is refused and no new one is issued.
+func TestExpireSessionsBreaksAHeldToken(t *testing.T) {
+	s := start(t)
+	tok := sfToken(t, s)
+	upsert := func() int {
+		resp, _ := do(t, "PATCH", s.URL()+"/services/data/v61.0/sobjects/Lead/External_Id__c/x-1", tok, map[string]any{"LastName": "L", "Company": "C"})
+		return resp.StatusCode
+	}
+	do(t, "PUT", s.URL()+"/_control/faults", "", map[string]any{"reject_credentials": true})
+	if code := upsert(); code >= 300 {
+		t.Fatalf("held token with reject_credentials only: %d, want it still accepted", code)
+	}
+	_, body := do(t, "PUT", s.URL()+"/_control/faults", "", map[string]any{"reject_credentials": true, "expire_sessions": true})
+	if code := upsert(); code != http.StatusUnauthorized {
+		t.Errorf("held token after expire_sessions: %d, want 401", code)
+	}
+	if strings.Contains(string(body), `"expire_sessions":true`) {
+		t.Errorf("expire_sessions is kept in the faults: %s", body)
+	}
+	resp, err := http.PostForm(s.URL()+"/services/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"id"}, "client_secret": {"secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Errorf("token endpoint with reject_credentials: %d, want refused", resp.StatusCode)
+	}
+	do(t, "PUT", s.URL()+"/_control/faults", "", map[string]any{})
+	tok = sfToken(t, s)
+	if code := upsert(); code >= 300 {
+		t.Errorf("after clearing the faults a new token works: %d", code)
+	}
+}

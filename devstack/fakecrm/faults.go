@@ -33,6 +33,12 @@ type Faults struct {
 	// RejectCredentials makes the token endpoint refuse every client (invalid_client) and HubSpot
 	// and the webhook refuse every request 401: auth stays broken until cleared.
 	RejectCredentials bool `json:"reject_credentials"`
+	// ExpireSessions ends every issued Salesforce session when the faults are set, as an expired
+	// or revoked session does: the next request with one gets 401 INVALID_SESSION_ID and the
+	// client must fetch a new token. It acts once and is not kept (Faults reads it back false).
+	// With RejectCredentials that new token is refused too, so a client that held a token
+	// fails for good: the demo of an auth failure.
+	ExpireSessions bool `json:"expire_sessions"`
 	// DailyLimit is the Salesforce API request budget reported in Sforce-Limit-Info; past it
 	// requests get 403 REQUEST_LIMIT_EXCEEDED. 0 means 100000 and never enforced.
 	DailyLimit int `json:"daily_limit"`
@@ -46,6 +52,9 @@ type Failure struct {
 	Count     int    `json:"count"`
 	Status    int    `json:"status"`
 	ErrorCode string `json:"error_code,omitempty"`
+	// Field is the field a validation error (400) names: Salesforce's "fields", HubSpot's
+	// errors[].context.propertyName.
+	Field string `json:"field,omitempty"`
 }
 
 // SetFaults replaces the standing faults.
@@ -54,6 +63,10 @@ func (s *Server) SetFaults(f Faults) {
 	defer s.mu.Unlock()
 	if f.RateLimitPerSec != s.faults.RateLimitPerSec {
 		s.bucket = bucket{}
+	}
+	if f.ExpireSessions {
+		s.tokens = map[string]bool{}
+		f.ExpireSessions = false
 	}
 	s.faults = f
 }
@@ -112,6 +125,7 @@ type verdict struct {
 	msg        string
 	retryAfter int
 	rateLimit  bool
+	field      string
 }
 
 // crm wraps a CRM endpoint with latency, faults, auth checks and call recording.
@@ -186,7 +200,7 @@ func (s *Server) decide(system string, r *http.Request) *verdict {
 		if q.System != "" && q.System != system {
 			continue
 		}
-		v := &verdict{status: q.Status, code: q.ErrorCode, msg: http.StatusText(q.Status), retryAfter: retryAfter}
+		v := &verdict{status: q.Status, code: q.ErrorCode, msg: http.StatusText(q.Status), retryAfter: retryAfter, field: q.Field}
 		if q.Count--; q.Count <= 0 {
 			s.failNext = append(s.failNext[:i], s.failNext[i+1:]...)
 		}
@@ -249,9 +263,16 @@ func writeError(w http.ResponseWriter, system string, v verdict) {
 	var body any
 	switch system {
 	case SystemSalesforce:
-		body = []map[string]any{{"message": v.msg, "errorCode": code, "fields": []string{}}}
+		fields := []string{}
+		if v.field != "" {
+			fields = append(fields, v.field)
+		}
+		body = []map[string]any{{"message": v.msg, "errorCode": code, "fields": fields}}
 	case SystemHubSpot:
 		m := map[string]any{"status": "error", "message": v.msg, "correlationId": fmt.Sprintf("corr-%d", time.Now().UnixNano()), "category": hubspotCategory(v.status)}
+		if v.field != "" {
+			m["errors"] = []map[string]any{{"message": v.msg, "code": code, "context": map[string]any{"propertyName": []string{v.field}}}}
+		}
 		if v.status == http.StatusTooManyRequests {
 			m["errorType"] = "RATE_LIMIT"
 			m["policyName"] = "SECONDLY"

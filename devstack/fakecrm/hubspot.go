@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -23,8 +24,14 @@ func hsRecord(r *Record, isNew bool) map[string]any {
 }
 
 func hsError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]any{"status": "error", "message": msg, "category": hubspotCategory(status),
-		"correlationId": fmt.Sprintf("corr-%d", time.Now().UnixNano())})
+	body := map[string]any{"status": "error", "message": msg, "category": hubspotCategory(status),
+		"correlationId": fmt.Sprintf("corr-%d", time.Now().UnixNano())}
+	if strings.Contains(msg, "INVALID_EMAIL") {
+		// As HubSpot: the invalid property is named in errors[].context.propertyName.
+		body["errors"] = []map[string]any{{"message": "Email address is invalid", "code": "INVALID_EMAIL",
+			"context": map[string]any{"propertyName": []string{"email"}}}}
+	}
+	writeJSON(w, status, body)
 }
 
 func hsValidate(props map[string]any) string {

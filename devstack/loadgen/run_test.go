@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 	"github.com/leadpipe/leadpipe/devstack/provision"
 	"github.com/leadpipe/leadpipe/devstack/stack"
 )
@@ -20,8 +21,13 @@ func TestRun_Embedded(t *testing.T) {
 		t.Skip("boots the whole stack")
 	}
 	ctx := context.Background()
+	mode, err := devstacktest.Mode()
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := stack.Options{
-		ProjectID: "leadpipe-loadgen",
+		Emulators: mode,
+		ProjectID: devstacktest.Project("leadpipe-loadgen"),
 		Topology:  provision.Topology{MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second},
 		// Short backoffs and sweeps, as in the stack's end-to-end tests, keep the test brief.
 		MaxPushBackoff: time.Second,

@@ -133,16 +133,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	ps := pstest.NewServerWithAddress("127.0.0.1:0")
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{
-		opts:   opts,
-		log:    opts.Logger,
-		ps:     ps,
-		gs:     grpc.NewServer(),
+		opts: opts,
+		log:  opts.Logger,
+		ps:   ps,
+		// Well above Pub/Sub's 10 MB request limit, so that checkPublish answers, not gRPC's 4 MB default.
+		gs:     grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20)),
 		lis:    lis,
 		ctx:    runCtx,
 		cancel: cancel,
 		subs:   map[string]*subState{},
 	}
-	pb.RegisterPublisherServer(s.gs, &ps.GServer)
+	pb.RegisterPublisherServer(s.gs, publisher{GServer: &ps.GServer})
 	pb.RegisterSchemaServiceServer(s.gs, &ps.GServer)
 	pb.RegisterSubscriberServer(s.gs, &subscriber{GServer: &ps.GServer, srv: s})
 	s.wg.Add(1)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/store"
+	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/devstack/provision"
 	"github.com/leadpipe/leadpipe/devstack/stack"
@@ -38,9 +39,14 @@ func TestMain(m *testing.M) {
 	if os.Getenv("E2E_LOGS") != "" {
 		logs = os.Stderr
 	}
-	var err error
+	mode, err := devstacktest.Mode()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	st, err = stack.Up(ctx, stack.Options{
-		ProjectID: "leadpipe-e2e",
+		Emulators: mode,
+		ProjectID: devstacktest.Project("leadpipe-e2e"),
 		Logs:      logs,
 		Topology: provision.Topology{
 			MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
@@ -52,6 +58,11 @@ func TestMain(m *testing.M) {
 			"AUTO_REPLAY_INTERVAL": "0s",
 			"RECONCILE_PAGE_SIZE":  "3",
 			"RECONCILE_FORMS":      "meta:555100000000704:104200000000001",
+			// Fail-fast nacks while the circuit is open count against the subscription's 10
+			// delivery attempts. Google's Pub/Sub emulator redelivers about once a second
+			// whatever the retry policy says, so a 15 s cooldown would let Pub/Sub dead-letter
+			// every lead of TestE2E_OutageDoesNotQuarantine before the first probe.
+			"BREAKER_COOLDOWN": "1s",
 		},
 	})
 	if err != nil {

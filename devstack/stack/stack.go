@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -26,7 +25,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/telemetry"
-	devconfig "github.com/leadpipe/leadpipe/devstack/config"
+	"github.com/leadpipe/leadpipe/devstack/emulators"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/devstack/firestoreemu"
 	"github.com/leadpipe/leadpipe/devstack/gcsemu"
@@ -47,6 +46,9 @@ var DefaultPorts = Ports{Firestore: 8080, PubSub: 8085, GCS: 4443, Ingest: 8081,
 
 // Options configure Up and Emulators.
 type Options struct {
+	// Emulators selects embedded (default), Google's (google) or already running (external)
+	// emulators; see emulators.go.
+	Emulators emulators.Mode
 	ProjectID string // default "leadpipe-local"
 	Host      string // default "127.0.0.1"
 	Ports     Ports
@@ -55,6 +57,8 @@ type Options struct {
 	Logs io.Writer
 	// LogLevel for the services. Default info.
 	LogLevel slog.Level
+	// LogFormat is logging.FormatJSON (default) or logging.FormatText.
+	LogFormat string
 	// Env overrides service configuration (e.g. SALESFORCE_INSTANCE_URL to use a real sandbox).
 	// Values from the process environment with the same names also override the defaults.
 	Env map[string]string
@@ -64,6 +68,12 @@ type Options struct {
 	PushTimeout time.Duration
 	// MaxPushBackoff for the Pub/Sub emulator. Default 10 s locally.
 	MaxPushBackoff time.Duration
+	// SourcesFile is the user's own sources file (ingest's SOURCES_FILE format). Default: the
+	// shipped devstack/config/sources.yaml.
+	SourcesFile string
+	// Lookup reads the user's environment: the external emulators' variables and the
+	// services' own variables passed through to them (env.go). Default os.LookupEnv.
+	Lookup func(string) (string, bool)
 }
 
 // Stack is a running local pipeline.
@@ -86,6 +96,8 @@ type Stack struct {
 	mu            sync.Mutex
 	errs          []error
 	tmpDir        string
+	emu           *emulators.Set
+	serviceEnv    map[string]string
 }
 
 func (o *Options) defaults() {
@@ -101,54 +113,19 @@ func (o *Options) defaults() {
 	if o.MaxPushBackoff == 0 {
 		o.MaxPushBackoff = 10 * time.Second
 	}
+	if o.Lookup == nil {
+		o.Lookup = os.LookupEnv
+	}
 }
 
 func (o *Options) addr(port int) string { return net.JoinHostPort(o.Host, strconv.Itoa(port)) }
 
 func (o *Options) logger(service string) *slog.Logger {
-	return logging.New(o.Logs, logging.Options{Level: o.LogLevel, ProjectID: o.ProjectID, Service: service})
-}
-
-// Emulators starts only the Firestore, Pub/Sub and GCS emulators and points this process's
-// Google clients at them.
-func Emulators(ctx context.Context, o Options) (*Stack, error) {
-	o.defaults()
-	s := &Stack{ProjectID: o.ProjectID}
-	var err error
-	if s.Firestore, err = firestoreemu.Start(firestoreemu.Options{Addr: o.addr(o.Ports.Firestore), Logger: o.logger("firestore-emulator")}); err != nil {
-		return nil, err
-	}
-	if s.PubSub, err = pubsubemu.Start(ctx, pubsubemu.Options{
-		Addr: o.addr(o.Ports.PubSub), Logger: o.logger("pubsub-emulator"),
-		PushTimeout: o.PushTimeout, MaxPushBackoff: o.MaxPushBackoff,
-	}); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if s.GCS, err = gcsemu.Start(gcsemu.Options{Addr: o.addr(o.Ports.GCS), Logger: o.logger("gcs-emulator"), Buckets: []string{s.Bucket()}}); err != nil {
-		s.Close()
-		return nil, err
-	}
-	for k, v := range s.emulatorVars() {
-		if err := os.Setenv(k, v); err != nil {
-			s.Close()
-			return nil, err
-		}
-	}
-	return s, nil
+	return logging.New(o.Logs, logging.Options{Level: o.LogLevel, ProjectID: o.ProjectID, Service: service, Format: o.LogFormat})
 }
 
 // Bucket is the raw payload bucket.
 func (s *Stack) Bucket() string { return s.ProjectID + "-leadpipe-raw" }
-
-func (s *Stack) emulatorVars() map[string]string {
-	return map[string]string{
-		"GOOGLE_CLOUD_PROJECT":    s.ProjectID,
-		"FIRESTORE_EMULATOR_HOST": s.Firestore.Addr(),
-		"PUBSUB_EMULATOR_HOST":    s.PubSub.Addr(),
-		"STORAGE_EMULATOR_HOST":   s.GCS.URL(),
-	}
-}
 
 // Up starts the emulators, the fake CRM and the three services, provisions the topology and
 // returns once everything serves. Close (or cancelling ctx) stops it all.
@@ -180,12 +157,15 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	if err != nil {
 		return fail(err)
 	}
-	sourcesFile := filepath.Join(s.tmpDir, "sources.yaml")
-	if err := os.WriteFile(sourcesFile, devconfig.SourcesYAML, 0o600); err != nil {
+	sourcesFile, secretRefs, err := s.sources(o)
+	if err != nil {
 		return fail(err)
 	}
 	s.DemoSource = "demo"
 	s.DemoSecret = "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(24))
+	if v, ok := o.Lookup("DEMO_WEBHOOK_SECRET"); ok && v != "" {
+		s.DemoSecret = v
+	}
 	s.ReplayerToken = "lp_" + hex.EncodeToString(randomBytes(16))
 
 	env := s.emulatorVars()
@@ -195,6 +175,8 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	env["DEMO_WEBHOOK_SECRET"] = s.DemoSecret
 	env["SWEEP_INTERVAL"] = "5s"
 	env["PUSH_AUTH"] = "none"
+	// The keyed-hash key, one value shared by the three services: ingest writes the "find a
+	// lead" index, the replayer searches it, and the processor keys the identity index with it.
 	env["PII_HASH_KEY"] = hex.EncodeToString(randomBytes(32))
 	crm := s.CRM.URL()
 	for k, v := range map[string]string{
@@ -215,27 +197,25 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	} {
 		env[k] = v
 	}
-	// A user's own CRM settings win over the fake CRM, then explicit options win over both.
-	for _, k := range []string{"SALESFORCE_INSTANCE_URL", "SALESFORCE_TOKEN_URL", "SALESFORCE_CLIENT_ID",
-		"SALESFORCE_CLIENT_SECRET", "SALESFORCE_API_VERSION", "HUBSPOT_BASE_URL", "HUBSPOT_ACCESS_TOKEN", "WEBHOOK_CRM_URL"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env[k] = v
-		}
-	}
+	// The user's own values of the services' variables (a real CRM, CRM_RATE_PER_SEC,
+	// OTEL_EXPORTER, ...) win over these local defaults, then explicit options win over both.
+	s.passThrough(env, o.Lookup)
 	for k, v := range o.Env {
 		env[k] = v
 	}
 	// Sources read their secrets by reference (env:NAME in sources.yaml) from the services'
 	// configuration environment. The example sources get generated secrets unless the user
 	// brought their own.
-	for _, name := range exampleSecrets {
-		v, ok := os.LookupEnv(name)
+	for _, name := range secretRefs {
+		v, ok := o.Lookup(name)
 		if !ok || v == "" {
 			v = hex.EncodeToString(randomBytes(16))
 		}
 		env[name] = v
 		s.SourceSecrets = append(s.SourceSecrets, [2]string{name, v})
 	}
+
+	s.serviceEnv = env
 
 	topo := o.Topology
 	topo.ProjectID = s.ProjectID
@@ -286,12 +266,7 @@ func (s *Stack) Err() error {
 
 // Exports are the `export NAME=VALUE` pairs devstack prints, in order.
 func (s *Stack) Exports() [][2]string {
-	out := [][2]string{
-		{"GOOGLE_CLOUD_PROJECT", s.ProjectID},
-		{"FIRESTORE_EMULATOR_HOST", s.Firestore.Addr()},
-		{"PUBSUB_EMULATOR_HOST", s.PubSub.Addr()},
-		{"STORAGE_EMULATOR_HOST", s.GCS.URL()},
-	}
+	out := s.emulatorExports()
 	if s.IngestURL != "" {
 		out = append(out,
 			[2]string{"INGEST_URL", s.IngestURL},
@@ -319,15 +294,7 @@ func (s *Stack) Close() {
 	if s.CRM != nil {
 		_ = s.CRM.Close()
 	}
-	if s.PubSub != nil {
-		_ = s.PubSub.Close()
-	}
-	if s.GCS != nil {
-		_ = s.GCS.Close()
-	}
-	if s.Firestore != nil {
-		_ = s.Firestore.Close()
-	}
+	s.closeEmulators()
 	if s.tmpDir != "" {
 		_ = os.RemoveAll(s.tmpDir)
 	}
@@ -340,9 +307,6 @@ func randomBytes(n int) []byte {
 	}
 	return b
 }
-
-// exampleSecrets are the secret references of the example sources in devstack/config/sources.yaml.
-var exampleSecrets = []string{"META_APP_SECRET", "META_VERIFY_TOKEN", "TYPEFORM_WEBHOOK_SECRET", "PARTNER_WEBHOOK_SECRET"}
 
 // Demo credentials the fake CRM accepts; devstack wires them into the processor.
 const (

@@ -49,6 +49,15 @@ type Config struct {
 	// a bearer token that POST /internal/sweep requires. Default empty: no token (rely on
 	// Cloud Run ingress / IAM).
 	SweepToken string `env:"SWEEP_TOKEN"`
+	// PIIHashKey keys the hashes of the "find a lead" index written beside every event (the
+	// replayer's key; at least 16 bytes). Optional: without it no index entries are written
+	// and leads cannot be found by email, phone or CRM external id.
+	PIIHashKey string `env:"PII_HASH_KEY"`
+}
+
+// Base is the shared part of the configuration.
+func (c *Config) Base() config.Base {
+	return config.Base{Server: c.Server, GCP: c.GCP, Telemetry: c.Telemetry, Logging: c.Logging}
 }
 
 // Validate checks bounds.

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/event"
@@ -157,29 +158,35 @@ func (ownerCreds) GetRequestMetadata(context.Context, ...string) (map[string]str
 }
 func (ownerCreds) RequireTransportSecurity() bool { return false }
 
-func (c *calls) options(t testing.TB) clientOptions {
+// deps builds the service's clients on the emulators, instrumented to count and fail calls.
+func (c *calls) deps(t testing.TB, cfg *Config, lookup config.Lookuper) app.Deps {
 	fu, fst := c.counter(c.firestore)
 	pu, pst := c.counter(c.pubsub)
 	// With FIRESTORE_EMULATOR_HOST the Firestore client dials its own connection and ignores
 	// dial options, so the instrumented connection is handed over whole.
-	conn, err := grpc.NewClient(env.Firestore.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient(env.FirestoreAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(ownerCreds{}), grpc.WithChainUnaryInterceptor(fu), grpc.WithChainStreamInterceptor(fst))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return clientOptions{
-		firestore: []option.ClientOption{option.WithGRPCConn(conn)},
-		pubsub:    []option.ClientOption{option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(pu)), option.WithGRPCDialOption(grpc.WithChainStreamInterceptor(pst))},
-		storage:   []option.ClientOption{option.WithHTTPClient(&http.Client{Transport: c})},
+	deps, closeDeps, err := app.Dial(context.Background(), cfg.GCP, lookup, app.ClientOptions{
+		Firestore: []option.ClientOption{option.WithGRPCConn(conn)},
+		PubSub:    []option.ClientOption{option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(pu)), option.WithGRPCDialOption(grpc.WithChainStreamInterceptor(pst))},
+		Storage:   []option.ClientOption{option.WithHTTPClient(&http.Client{Transport: c})},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = closeDeps() })
+	return deps
 }
 
 // fixture is an ingest service built from its real wiring on the emulators, served over HTTP.
 type fixture struct {
 	t     testing.TB
 	url   string
-	svc   *service
+	svc   *Service
 	calls *calls
 	store *store.Store
 	arch  *archive.Archive
@@ -206,11 +213,11 @@ func newFixture(t testing.TB, overrides map[string]string) *fixture {
 		t.Fatal(err)
 	}
 	c := newCalls()
-	svc, err := build(ctx, cfg, lookup, c.options(t))
+	svc, err := New(ctx, &cfg, c.deps(t, &cfg, lookup))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(svc.handler)
+	srv := httptest.NewServer(ingestSpec.Handler(t, svc.Handler()))
 	fsc, err := env.FirestoreClient(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +231,7 @@ func newFixture(t testing.TB, overrides map[string]string) *fixture {
 		svc.Close()
 		fsc.Close()
 		gcs.Close()
-		env.Firestore.Faults().Clear()
+		env.ClearFaults()
 	})
 	return &fixture{t: t, url: srv.URL, svc: svc, calls: c, store: store.New(fsc), arch: archive.New(gcs, env.Bucket)}
 }
@@ -294,7 +301,7 @@ func (f *fixture) do(req *http.Request) answer {
 // messages returns what was published to topic for an idempotency key.
 func messages(topic, key string) []pubsubemu.Message {
 	var out []pubsubemu.Message
-	for _, m := range env.PubSub.Messages("projects/" + env.ProjectID + "/topics/" + topic) {
+	for _, m := range env.Messages(topic) {
 		if m.Attributes[pushmsg.AttrIdempotencyKey] == key {
 			out = append(out, m)
 		}

@@ -1,6 +1,6 @@
-// Package service wires the ingest service: it loads its configuration, builds its
-// dependencies and serves HTTP until the context ends. The command in cmd/ingest and devstack
-// both call Run.
+// Package service builds the ingest service: New(ctx, cfg, deps) returns a Service with
+// Handler and Close, and Run (app.Runner over New) is what the command, devstack and the tests
+// run.
 package service
 
 import (
@@ -13,12 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/storage"
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"google.golang.org/api/option"
 
 	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/archive"
@@ -26,6 +23,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/mapping"
 	"github.com/leadpipe/leadpipe/common/outbox"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/secrets"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
@@ -34,37 +32,19 @@ import (
 	"github.com/leadpipe/leadpipe/ingest/internal/webhook"
 )
 
-// Run serves the ingest service on srv until ctx ends, reading configuration through env.
-// Secrets referenced as env:NAME in the sources file are read through env too.
+// Run serves ingest until ctx ends, with configuration from env, on srv (nil: on PORT). It is
+// app.Runner over New: the command, devstack and the tests all run it. Secrets referenced as
+// env:NAME in the sources file are read through env too.
 func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
-	var cfg Config
-	if err := config.Load(ctx, &cfg, env); err != nil {
-		return err
-	}
-	stopTelemetry, err := telemetry.Setup(ctx, cfg.Telemetry, "ingest", cfg.GCP.ProjectID)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = stopTelemetry(context.WithoutCancel(ctx)) }()
-	a, err := build(ctx, cfg, env, clientOptions{})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if cfg.SweepInterval > 0 {
-		go a.sweepLoop(ctx, cfg.SweepInterval)
-	}
-	srv.WithShutdownTimeout(cfg.Server.ShutdownTimeout)
-	return srv.ServeHTTP(ctx, a.handler)
+	return run(ctx, env, srv)
 }
 
-// clientOptions lets tests and benchmarks instrument the Google clients.
-type clientOptions struct {
-	firestore, pubsub, storage []option.ClientOption
-}
+var run = app.Runner("ingest", func(ctx context.Context, cfg *Config, d app.Deps) (app.Service, error) {
+	return New(ctx, cfg, d)
+})
 
-// service is the built ingest service.
-type service struct {
+// Service is the built ingest service: the webhook endpoints, the outbox sweep and health.
+type Service struct {
 	cfg     Config
 	engine  *gin.Engine
 	handler http.Handler // engine with OpenTelemetry server spans
@@ -73,46 +53,43 @@ type service struct {
 	closers []func() error
 }
 
-func build(ctx context.Context, cfg Config, env config.Lookuper, co clientOptions) (_ *service, err error) {
-	s := &service{cfg: cfg}
+var _ app.Service = (*Service)(nil)
+
+// New builds ingest on deps (Store, PubSub, Storage; Env resolves the sources' secrets) and,
+// with SWEEP_INTERVAL, starts the outbox sweep ticker on ctx until Close.
+func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error) {
+	s := &Service{cfg: *cfg}
 	defer func() {
 		if err != nil {
-			s.Close()
+			_ = s.Close()
 		}
 	}()
 	srcs, err := mapping.LoadSources(cfg.SourcesFile)
 	if err != nil {
 		return nil, err
 	}
-	resolver := secrets.NewResolver(env)
+	resolver := secrets.NewResolver(deps.Env)
 	s.closers = append(s.closers, resolver.Close)
 	sources := resolveSources(ctx, srcs, resolver, cfg.SignatureTolerance)
 
-	fs, err := firestore.NewClientWithDatabase(ctx, cfg.GCP.ProjectID, cfg.GCP.FirestoreDatabase, co.firestore...)
-	if err != nil {
-		return nil, fmt.Errorf("firestore client: %w", err)
-	}
-	s.closers = append(s.closers, fs.Close)
-	gcs, err := storage.NewClient(ctx, co.storage...)
-	if err != nil {
-		return nil, fmt.Errorf("storage client: %w", err)
-	}
-	s.closers = append(s.closers, gcs.Close)
-	ps, err := pubsub.NewClient(ctx, cfg.GCP.ProjectID, co.pubsub...)
-	if err != nil {
-		return nil, fmt.Errorf("pubsub client: %w", err)
-	}
-	s.closers = append(s.closers, ps.Close)
-	leads, dlq := publisher(ps, cfg.GCP.LeadsTopic, cfg), publisher(ps, cfg.GCP.DLQTopic, cfg)
+	ps := deps.PubSub
+	leads, dlq := publisher(ps, cfg.GCP.LeadsTopic, *cfg), publisher(ps, cfg.GCP.DLQTopic, *cfg)
 	// Publishers stop (flushing) before the client closes: closers run in reverse.
 	s.closers = append(s.closers, func() error { leads.Stop(); dlq.Stop(); return nil })
 
-	s.store = store.New(fs)
+	s.store = deps.Store
 	s.outbox = outbox.New(s.store, leads, dlq, outbox.Options{
 		Delay: cfg.OutboxDelay, Grace: cfg.PublishGrace, PublishTimeout: cfg.PublishTimeout,
 	})
-	h := webhook.New(sources, s.store, archive.New(gcs, cfg.GCP.Bucket()), s.outbox, webhook.Options{
+	var hasher *pii.Hasher
+	if cfg.PIIHashKey != "" {
+		if hasher, err = pii.NewHasher([]byte(cfg.PIIHashKey)); err != nil {
+			return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
+		}
+	}
+	h := webhook.New(sources, s.store, archive.New(deps.Storage, cfg.GCP.Bucket()), s.outbox, webhook.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, PersistTimeout: cfg.PersistTimeout, RetryAfter: cfg.RetryAfter,
+		Hasher: hasher,
 	})
 
 	var sweepToken string
@@ -138,8 +115,20 @@ func build(ctx context.Context, cfg Config, env config.Lookuper, co clientOption
 	s.handler = otelhttp.NewHandler(e, "ingest", otelhttp.WithPublicEndpointFn(func(r *http.Request) bool {
 		return strings.HasPrefix(r.URL.Path, "/v1/webhooks/")
 	}))
+	if cfg.SweepInterval > 0 {
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.sweepLoop(sctx, cfg.SweepInterval)
+		}()
+		s.closers = append(s.closers, func() error { stop(); <-done; return nil })
+	}
 	return s, nil
 }
+
+// Handler serves the webhooks, POST /internal/sweep and health.
+func (s *Service) Handler() http.Handler { return s.handler }
 
 func publisher(c *pubsub.Client, topic string, cfg Config) *pubsub.Publisher {
 	p := c.Publisher(topic)
@@ -181,16 +170,19 @@ func resolveSources(ctx context.Context, srcs *mapping.Sources, r *secrets.Resol
 	return out
 }
 
-// Close releases the clients, in reverse order of creation.
-func (s *service) Close() {
+// Close stops the sweep ticker, flushes the publishers and closes the secret resolver, in
+// reverse order of creation.
+func (s *Service) Close() error {
+	var errs []error
 	for i := len(s.closers) - 1; i >= 0; i-- {
-		_ = s.closers[i]()
+		errs = append(errs, s.closers[i]())
 	}
 	s.closers = nil
+	return errors.Join(errs...)
 }
 
 // ready reports whether Firestore answers (a read of a document that does not exist).
-func (s *service) ready(ctx context.Context) error {
+func (s *Service) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	_, err := s.store.GetEvent(ctx, "readyz")
@@ -203,7 +195,7 @@ func (s *service) ready(ctx context.Context) error {
 // sweepHandler serves POST /internal/sweep: one bounded sweep, answering its counts. 200
 // even when some publishes failed (they stay due); 503 when the outbox cannot be read, so
 // Cloud Scheduler retries.
-func (s *service) sweepHandler(token string) gin.HandlerFunc {
+func (s *Service) sweepHandler(token string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if token != "" && subtle.ConstantTimeCompare([]byte(c.GetHeader("Authorization")), []byte("Bearer "+token)) != 1 {
 			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"status": "error", "error": "sweep token required"})
@@ -220,7 +212,7 @@ func (s *service) sweepHandler(token string) gin.HandlerFunc {
 }
 
 // sweepLoop sweeps every interval until ctx ends.
-func (s *service) sweepLoop(ctx context.Context, every time.Duration) {
+func (s *Service) sweepLoop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -155,6 +155,20 @@ func TestFiftyConcurrentDuplicates(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Google's Firestore emulator serialises the fifty writes behind its locks, so on a busy
+	// machine some exceed PERSIST_TIMEOUT and answer 503 (retry later): the sender retries
+	// those, as senders do, and must then get 200 duplicate. The embedded emulator answers no 503.
+	for retry := 0; count[http.StatusServiceUnavailable] > 0 && retry < 5; retry++ {
+		if env.Embedded() {
+			t.Errorf("answers = %v: 503 on the embedded emulator", count)
+			break
+		}
+		n := count[http.StatusServiceUnavailable]
+		delete(count, http.StatusServiceUnavailable)
+		for range n {
+			count[f.do(f.request(l)).code]++
+		}
+	}
 	if count[http.StatusAccepted] != 1 || count[http.StatusOK] != 49 {
 		t.Errorf("answers = %v, want one 202 and 49 200", count)
 	}
@@ -284,6 +298,7 @@ func TestQuarantined(t *testing.T) {
 }
 
 func TestFirestoreDownAnswers503(t *testing.T) {
+	env.NeedEmbedded(t, "Firestore fault injection takes Firestore down")
 	f := newFixture(t, map[string]string{"PERSIST_TIMEOUT": "1s"})
 	l := newLead(t)
 	env.Firestore.Faults().FailNext("Commit", 1000, codes.Unavailable)
@@ -294,7 +309,7 @@ func TestFirestoreDownAnswers503(t *testing.T) {
 	if n := len(messages("leads", l.key())); n != 0 {
 		t.Errorf("published %d messages while Firestore was down", n)
 	}
-	env.Firestore.Faults().Clear()
+	env.ClearFaults()
 	if f.eventDoc(l.key()) != nil {
 		t.Error("event document exists after a failed create")
 	}
@@ -379,14 +394,16 @@ func TestPublishFailureThenSweep(t *testing.T) {
 }
 
 func TestDuplicatePublishesWhatWasNeverPublished(t *testing.T) {
-	f := newFixture(t, map[string]string{"PUBLISH_GRACE": "100ms", "PUBLISH_TIMEOUT": "1s"})
+	// The grace must outlast the winner's claim, publish and mark: on Google's Firestore
+	// emulator, whose locks make the ten contending duplicates wait, that took over 100 ms.
+	f := newFixture(t, map[string]string{"PUBLISH_GRACE": "600ms", "PUBLISH_TIMEOUT": "1s"})
 	l := newLead(t)
 	f.calls.failPubSub.Store(true)
 	if a := f.do(f.request(l)); a.code != http.StatusAccepted {
 		t.Fatalf("answer = %d", a.code)
 	}
 	f.calls.failPubSub.Store(false)
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(650 * time.Millisecond)
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
@@ -521,7 +538,7 @@ func TestRunServes(t *testing.T) {
 		t.Fatalf("healthz = %v, %v", resp, err)
 	}
 	resp.Body.Close()
-	f := &fixture{t: t, url: svc.URL}
+	f := &fixture{t: t, url: ingestSpec.ProxyFor(t, svc.URL)}
 	l := newLead(t)
 	if a := f.do(f.request(l)); a.code != http.StatusAccepted {
 		t.Errorf("POST through Run = %d %v", a.code, a.body)

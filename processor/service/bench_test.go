@@ -9,16 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
-	"github.com/leadpipe/leadpipe/processor/internal/dlq"
-	"github.com/leadpipe/leadpipe/processor/internal/push"
 	"github.com/leadpipe/leadpipe/processor/service"
 )
 
@@ -34,7 +32,7 @@ func BenchmarkThroughputUnderCRMRateLimit(b *testing.B) {
 		b.Fatal(err)
 	}
 	var rpcs atomic.Int64
-	conn, err := grpc.NewClient("passthrough:///"+env.Firestore.Addr(),
+	conn, err := grpc.NewClient("passthrough:///"+env.FirestoreAddr(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(ownerCreds{}),
 		grpc.WithChainUnaryInterceptor(func(ctx context.Context, m string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, o ...grpc.CallOption) error {
@@ -48,26 +46,27 @@ func BenchmarkThroughputUnderCRMRateLimit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fs, err := firestore.NewClient(ctx, env.ProjectID, option.WithGRPCConn(conn))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fs.Close()
-	cfg, err := service.LoadConfig(ctx, env.Lookuper(map[string]string{
+	lookup := env.Lookuper(map[string]string{
 		"PUSH_AUTH": "none", "SALESFORCE_INSTANCE_URL": fake.URL(), "SALESFORCE_TOKEN_URL": fake.URL() + "/services/oauth2/token",
 		"SALESFORCE_CLIENT_ID": "id", "SALESFORCE_CLIENT_SECRET": "s", "CRM_RATE_PER_SEC": fmt.Sprint(limit), "RETRY_SPACING": "200ms",
-	}))
+		"INSTANCE_ID": "bench",
+	})
+	cfg, err := service.LoadConfig(ctx, lookup)
 	if err != nil {
 		b.Fatal(err)
 	}
-	bst := store.New(fs)
-	pub := dlq.New(ps, "leads-dlq")
-	defer pub.Stop()
-	h := &push.Handler{Store: bst, Lease: store.LeasePolicy{Owner: "bench", TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts}, DLQ: pub,
-		Routes: service.Routes(ctx, cfg, bst), Budget: cfg.ProcessBudget}
-	mux := http.NewServeMux()
-	mux.Handle("POST /pubsub/push", h)
-	srv := httptest.NewServer(mux)
+	// The service as the command builds it, on a Firestore client whose RPCs are counted.
+	deps, closeDeps, err := app.Dial(ctx, cfg.GCP, lookup, app.ClientOptions{Firestore: []option.ClientOption{option.WithGRPCConn(conn)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeDeps()
+	svc, err := service.New(ctx, cfg, deps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Close()
+	srv := httptest.NewServer(svc.Handler())
 	defer srv.Close()
 	pushTo(b, srv.URL)
 	fake.SetFaults(fakecrm.Faults{RateLimitPerSec: limit})

@@ -10,6 +10,7 @@ import (
 
 // Config is the processor's configuration, read from the environment (see README.md).
 type Config struct {
+	Server    config.Server
 	GCP       config.GCP
 	Telemetry config.Telemetry
 	Logging   config.Logging
@@ -73,6 +74,11 @@ type Config struct {
 	SourcesFile string `env:"SOURCES_FILE"`
 	// InstanceID names this instance as lease owner. Default: host name plus a random suffix.
 	InstanceID string `env:"INSTANCE_ID"`
+}
+
+// Base is the shared part of the configuration.
+func (c *Config) Base() config.Base {
+	return config.Base{Server: c.Server, GCP: c.GCP, Telemetry: c.Telemetry, Logging: c.Logging}
 }
 
 // Validate checks the configuration.

@@ -18,6 +18,7 @@ import (
 )
 
 func TestCrashBetweenCRMCallAndResultWrite(t *testing.T) {
+	env.NeedEmbedded(t, "Firestore fault injection fails the result write")
 	reset(t)
 	pushTo(t, startProcessor(t, map[string]string{"LEASE_DURATION": "2s"}))
 	fake.SetFaults(fakecrm.Faults{LatencyMS: 700})
@@ -27,7 +28,7 @@ func TestCrashBetweenCRMCallAndResultWrite(t *testing.T) {
 	// The CRM call is in flight; the next Commit is the result write: it fails, as if the
 	// instance died right after the CRM answered.
 	env.Firestore.Faults().FailNext("Commit", 1, codes.Internal)
-	t.Cleanup(env.Firestore.Faults().Clear)
+	t.Cleanup(env.ClearFaults)
 	waitState(t, 30*time.Second, []*event.Event{ev}, store.StateSucceeded)
 	d := doc(t, ev)
 	if d.Attempts < 2 {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/event"
-	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 )
 
@@ -183,7 +182,7 @@ func TestOlderLowTrustAfterNewerHighTrust(t *testing.T) {
 	if strings.Join(d.Contact.Sent, ",") != "utm_source" {
 		t.Errorf("older event sent %v, want only utm_source (withheld %v)", d.Contact.Sent, d.Contact.Withheld)
 	}
-	r, err := st.GetRecordDoc(t.Context(), strings.TrimPrefix(d.Contact.RecordDoc, store.CollCRMRecords+"/"))
+	r, err := st.GetRecordDoc(t.Context(), d.Contact.RecordDoc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
-// Package service wires the processor service: it loads its configuration, builds its
-// dependencies and serves HTTP until the context ends. The command in cmd/processor and devstack
-// both call Run.
+// Package service builds the processor service: New(ctx, cfg, deps) returns a Service with
+// Handler and Close, and Run (app.Runner over New) is what the command, devstack and the tests
+// run.
 package service
 
 import (
@@ -13,9 +13,6 @@ import (
 	"os"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/storage"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 
@@ -39,55 +36,55 @@ import (
 	"github.com/leadpipe/leadpipe/processor/internal/retry"
 )
 
-// Run serves the processor service on srv until ctx ends, reading configuration through env.
+// Run serves the processor until ctx ends, with configuration from env, on srv (nil: on
+// PORT). It is app.Runner over New: the command, devstack and the tests all run it.
 func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
-	var cfg Config
-	if err := config.Load(ctx, &cfg, env); err != nil {
-		return err
-	}
+	return run(ctx, env, srv)
+}
+
+var run = app.Runner("processor", func(ctx context.Context, cfg *Config, d app.Deps) (app.Service, error) {
+	return New(ctx, cfg, d)
+})
+
+// Service is the built processor: the push endpoint and health.
+type Service struct {
+	handler http.Handler
+	closers []func()
+}
+
+var _ app.Service = (*Service)(nil)
+
+// New builds the processor on deps (Store and PubSub; Storage for the fetched-lead archive of
+// Meta enrichment; MeterProvider for the breaker gauge).
+// ctx carries the logger; breaker transitions are written with its values.
+func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error) {
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = instanceID()
 	}
-	stopTelemetry, err := telemetry.Setup(ctx, cfg.Telemetry, "processor", cfg.GCP.ProjectID)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = stopTelemetry(context.WithoutCancel(ctx)) }()
-	// With a global tracer provider the Firestore and Pub/Sub clients trace their RPCs
-	// (gRPC client spans), as children of the handling span in ctx.
-	fs, err := firestore.NewClientWithDatabase(ctx, cfg.GCP.ProjectID, cfg.GCP.FirestoreDatabase)
-	if err != nil {
-		return fmt.Errorf("firestore client: %w", err)
-	}
-	defer fs.Close()
-	ps, err := pubsub.NewClient(ctx, cfg.GCP.ProjectID)
-	if err != nil {
-		return fmt.Errorf("pubsub client: %w", err)
-	}
-	defer ps.Close()
-	st := store.New(fs)
-	pub := dlq.New(ps, cfg.GCP.DLQTopic)
-	defer pub.Stop()
-	var raw *archive.Archive // fetched Meta leads, beside the raw webhooks
-	if cfg.MetaAccessToken != "" {
-		gcs, err := storage.NewClient(ctx)
+	s := &Service{}
+	defer func() {
 		if err != nil {
-			return fmt.Errorf("storage client: %w", err)
+			_ = s.Close()
 		}
-		defer gcs.Close()
-		raw = archive.New(gcs, cfg.GCP.Bucket())
+	}()
+	st := deps.Store
+	pub := dlq.New(deps.PubSub, cfg.GCP.DLQTopic)
+	s.closers = append(s.closers, pub.Stop)
+	var raw *archive.Archive // fetched Meta leads, beside the raw webhooks
+	if cfg.MetaAccessToken != "" && deps.Storage != nil {
+		raw = archive.New(deps.Storage, cfg.GCP.Bucket())
 	}
 
-	ids, err := identitySteps(&cfg, st)
+	ids, err := identitySteps(cfg, st)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h := &push.Handler{
 		Store: st,
 		Lease: store.LeasePolicy{Owner: cfg.InstanceID, TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts,
 			Retention: cfg.EventRetention},
 		DLQ:     pub,
-		Routes:  routes(ctx, &cfg, st, raw, ids),
+		Routes:  routes(ctx, cfg, st, raw, ids),
 		Budget:  cfg.ProcessBudget,
 		Metrics: push.NewMetrics(),
 	}
@@ -97,11 +94,15 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 			breakers = append(breakers, b)
 		}
 	}
-	reg, err := breaker.Observe(otel.Meter(crm.MeterName), breakers...)
-	if err != nil {
-		return fmt.Errorf("breaker gauge: %w", err)
+	mp := deps.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
 	}
-	defer func() { _ = reg.Unregister() }()
+	reg, err := breaker.Observe(mp.Meter(crm.MeterName), breakers...)
+	if err != nil {
+		return nil, fmt.Errorf("breaker gauge: %w", err)
+	}
+	s.closers = append(s.closers, func() { _ = reg.Unregister() })
 	var pushHandler http.Handler = h
 	if cfg.PushAuth == "oidc" {
 		pushHandler = pushauth.Middleware(pushauth.Config{Audience: cfg.PushAudience, ServiceAccount: cfg.PushServiceAccount})(h)
@@ -110,8 +111,21 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	mux := http.NewServeMux()
 	mux.Handle("POST /pubsub/push", withLogger(log, pushHandler))
 	app.Health(mux, nil)
-	log.InfoContext(ctx, "processor serving", "addr", srv.Addr(), "instance", cfg.InstanceID, "crms", len(h.Routes))
-	return srv.ServeHTTP(ctx, telemetry.Handler(mux))
+	log.InfoContext(ctx, "processor built", "instance", cfg.InstanceID, "crms", len(h.Routes))
+	s.handler = telemetry.Handler(mux)
+	return s, nil
+}
+
+// Handler serves POST /pubsub/push, /healthz and /readyz.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Close flushes the DLQ publisher and unregisters the breaker gauge.
+func (s *Service) Close() error {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+	return nil
 }
 
 // routes builds each configured CRM's chain: retry(enrich(identity(rate limit(breaker(adapter)))))
@@ -170,7 +184,7 @@ func healthWriter(ctx context.Context, st *store.Store, name string) func(store.
 			h.LastFailureAt = now
 		}
 		log := logging.FromContext(ctx)
-		log.WarnContext(wctx, "crm circuit changed", "crm", name, "state", state)
+		log.WarnContext(wctx, "crm circuit changed", "crm", name, "circuit", state)
 		if err := st.SetCRMHealth(wctx, h); err != nil {
 			log.ErrorContext(wctx, "crm health not written", "crm", name, "error", err.Error())
 		}

@@ -62,8 +62,17 @@ type Config struct {
 	// SourcesFile is the sources YAML (same as ingest's) for renormalizing replays. Optional:
 	// without it renormalize requests fail with 422.
 	SourcesFile string `env:"SOURCES_FILE"`
+	// PIIHashKey keys the hashes of the "find a lead" index (emails, phones, CRM external ids;
+	// the same key as ingest's, at least 16 bytes). Optional: without it the search by those
+	// is off and the page and API say so.
+	PIIHashKey string `env:"PII_HASH_KEY"`
 
 	Reconcile ReconcileConfig
+}
+
+// Base is the shared part of the configuration.
+func (c *Config) Base() config.Base {
+	return config.Base{Server: c.Server, GCP: c.GCP, Telemetry: c.Telemetry, Logging: c.Logging}
 }
 
 // ReconcileConfig configures reconcile with the source (POST /v1/reconcile, POST

@@ -46,6 +46,7 @@ func startReplayer(t *testing.T, overrides map[string]string) *instance {
 	}
 	inst := &instance{URL: svc.URL, stop: svc.Stop}
 	t.Cleanup(func() { inst.Stop(t) })
+	inst.URL = replayerSpec.ProxyFor(t, svc.URL)
 	return inst
 }
 

@@ -27,6 +27,8 @@ import (
 const (
 	aliceToken = "tok-alice-0123456789"
 	bobToken   = "tok-bob-0123456789"
+	// testPIIKey keys the lookup index (ingest writes it with the same key in production).
+	testPIIKey = "test-pii-hash-key-0123456789"
 )
 
 var (
@@ -58,12 +60,15 @@ func run(m *testing.M) int {
 		"PUSH_AUTH":            "none",
 		"REPLAY_RATE_PER_SEC":  "50",
 		"AUTO_REPLAY_COOLDOWN": "1h",
+		"PII_HASH_KEY":         testPIIKey,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "replayer:", err)
 		return 1
 	}
-	baseURL = svc.URL
+	specProxy := replayerSpec.Proxy(svc.URL)
+	defer specProxy.Close()
+	baseURL = specProxy.URL
 	if err := env.Provision(ctx, devstacktest.Topology{ReplayerURL: baseURL}); err != nil {
 		fmt.Fprintln(os.Stderr, "provision:", err)
 		return 1
@@ -82,7 +87,7 @@ func run(m *testing.M) int {
 	defer psClient.Close()
 	leadsTop = "projects/" + env.ProjectID + "/topics/leads"
 
-	code := m.Run()
+	code := specProxy.Verdict(m.Run())
 	if err := svc.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "replayer:", err)
 		return 1
@@ -245,7 +250,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // leadsMessages returns the messages published to leads for an idempotency key.
 func leadsMessages(key string) []map[string]string {
 	var out []map[string]string
-	for _, m := range env.PubSub.Messages(leadsTop) {
+	for _, m := range env.Messages(leadsTop) {
 		if m.Attributes[pushmsg.AttrIdempotencyKey] == key {
 			out = append(out, m.Attributes)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/metagraph"
 	"github.com/leadpipe/leadpipe/common/outbox"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/replayer/internal/api"
 	"github.com/leadpipe/leadpipe/replayer/internal/reconcile"
@@ -18,8 +19,9 @@ import (
 
 // newReconcile builds the reconcile endpoints: the Graph API client, and the outbox that
 // publishes what reconcile takes in exactly as ingest publishes webhooks. Without a Meta token
-// or a sources file the endpoints answer 422. stop flushes the publishers.
-func newReconcile(ps *pubsub.Client, st *store.Store, raw *archive.Archive, sources *renormalize.File, cfg *Config) (*api.Reconcile, func()) {
+// or a sources file the endpoints answer 422. What it takes in is indexed for "find a lead"
+// with hasher, as ingest indexes webhooks (nil: no index). stop flushes the publishers.
+func newReconcile(ps *pubsub.Client, st *store.Store, raw *archive.Archive, sources *renormalize.File, hasher *pii.Hasher, cfg *Config) (*api.Reconcile, func()) {
 	leads := ps.Publisher(cfg.GCP.LeadsTopic)
 	leads.EnableMessageOrdering = true
 	dlq := ps.Publisher(cfg.GCP.DLQTopic)
@@ -36,7 +38,7 @@ func newReconcile(ps *pubsub.Client, st *store.Store, raw *archive.Archive, sour
 	}
 	forms, _ := reconcile.ParseForms(cfg.Reconcile.Forms) // validated with the config
 	r := reconcile.New(st, raw, graph, ob, src, reconcile.Options{
-		PageSize: cfg.Reconcile.PageSize, MaxLeads: cfg.Reconcile.MaxLeads, OutboxDelay: cfg.ReplayOutboxGrace,
+		PageSize: cfg.Reconcile.PageSize, MaxLeads: cfg.Reconcile.MaxLeads, OutboxDelay: cfg.ReplayOutboxGrace, Hasher: hasher,
 	})
 	return &api.Reconcile{Runner: r, Forms: forms, Lookback: cfg.Reconcile.Lookback}, func() { leads.Stop(); dlq.Stop() }
 }

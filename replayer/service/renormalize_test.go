@@ -141,7 +141,7 @@ func TestRenormalizeAfterMappingFix(t *testing.T) {
 
 	var msgs []event.Event
 	var attrs []map[string]string
-	for _, m := range env.PubSub.Messages(leadsTop) {
+	for _, m := range env.Messages(leadsTop) {
 		if m.Attributes[pushmsg.AttrIdempotencyKey] != partial.IdempotencyKey {
 			continue
 		}

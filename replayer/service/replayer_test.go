@@ -12,6 +12,7 @@ import (
 	"github.com/leadpipe/leadpipe/replayer/internal/api"
 	"github.com/leadpipe/leadpipe/replayer/internal/autoreplay"
 	"github.com/leadpipe/leadpipe/replayer/internal/replay"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
 
 func listDLQ(t *testing.T, query string) []*store.DLQRecord {
@@ -261,7 +262,7 @@ func TestRawNeedsPermission(t *testing.T) {
 	ev := newEvent("raw-1")
 	id := seed(t, ev, store.StateQuarantined, 1)
 	pushDLQ(t, ev, processorAttrs(ev, "permanent", "x", 1), "m-w1")
-	var d api.Detail
+	var d views.Detail
 	if code := call(t, "GET", "/v1/dlq/"+id, bobToken, nil, &d); code != http.StatusOK {
 		t.Fatalf("detail = %d", code)
 	}
@@ -271,7 +272,7 @@ func TestRawNeedsPermission(t *testing.T) {
 	if code := call(t, "GET", "/v1/dlq/"+id+"?include=raw", bobToken, nil, nil); code != http.StatusForbidden {
 		t.Errorf("bob include=raw = %d, want 403", code)
 	}
-	var full api.Detail
+	var full views.Detail
 	if code := call(t, "GET", "/v1/dlq/"+id+"?include=raw", aliceToken, nil, &full); code != http.StatusOK {
 		t.Fatalf("alice include=raw = %d", code)
 	}
@@ -286,7 +287,7 @@ func TestWhereIsThisLead(t *testing.T) {
 	id := seed(t, ev, store.StateQuarantined, 2)
 	pushDLQ(t, ev, processorAttrs(ev, "permanent", "x", 2), "m-e1")
 	for _, key := range []string{ev.IdempotencyKey, id, ev.EventID} {
-		var w api.Where
+		var w views.Where
 		if code := call(t, "GET", "/v1/events/"+url.PathEscape(key), bobToken, nil, &w); code != http.StatusOK {
 			t.Fatalf("GET /v1/events/%s = %d", key, code)
 		}

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/leadpipe/leadpipe/common/store"
-	"github.com/leadpipe/leadpipe/replayer/internal/api"
 	"github.com/leadpipe/leadpipe/replayer/internal/autoreplay"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
 
 // TestReplayedRecordResolvesOnceTheEventSucceeds: after a replay the record is `replayed`; once
@@ -29,7 +29,7 @@ func TestReplayedRecordResolvesOnceTheEventSucceeds(t *testing.T) {
 		t.Errorf("resolved = %d, want 1 (%+v)", sum.Resolved, sum)
 	}
 	for id, want := range map[string]store.DLQStatus{idDone: store.DLQResolved, idPending: store.DLQReplayed} {
-		var got api.Detail
+		var got views.Detail
 		call(t, "GET", "/v1/dlq/"+id, aliceToken, nil, &got)
 		if got.Record == nil || got.Record.Status != want {
 			t.Errorf("record %s status = %+v, want %s", id[:8], got.Record, want)

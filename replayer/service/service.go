@@ -1,6 +1,6 @@
-// Package service wires the replayer service: it loads its configuration, builds its
-// dependencies and serves HTTP until the context ends. The command in cmd/replayer and devstack
-// both call Run.
+// Package service builds the replayer service: New(ctx, cfg, deps) returns a Service with
+// Handler and Close, and Run (app.Runner over New) is what the command, devstack and the tests
+// run.
 package service
 
 import (
@@ -11,10 +11,8 @@ import (
 	"net/http"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/storage"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/archive"
@@ -31,64 +29,49 @@ import (
 	"github.com/leadpipe/leadpipe/replayer/internal/renormalize"
 	"github.com/leadpipe/leadpipe/replayer/internal/replay"
 	"github.com/leadpipe/leadpipe/replayer/internal/triage"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
 
-// Run serves the replayer service on srv until ctx ends, reading configuration through env.
-// Bulk replay jobs and the auto-replay ticker run on goroutines of ctx and are waited for
-// before Run returns.
+// Run serves the replayer until ctx ends, with configuration from env, on srv (nil: on PORT).
+// It is app.Runner over New: the command, devstack and the tests all run it.
 func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
-	var cfg Config
-	if err := config.Load(ctx, &cfg, env); err != nil {
-		return err
-	}
-	srv.WithShutdownTimeout(cfg.Server.ShutdownTimeout)
-	shutdown, err := telemetry.Setup(ctx, cfg.Telemetry, "replayer", cfg.GCP.ProjectID)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = shutdown(context.WithoutCancel(ctx)) }()
+	return run(ctx, env, srv)
+}
 
-	fs, err := firestore.NewClientWithDatabase(ctx, cfg.GCP.ProjectID, cfg.GCP.FirestoreDatabase)
-	if err != nil {
-		return fmt.Errorf("firestore: %w", err)
-	}
-	defer fs.Close()
-	ps, err := pubsub.NewClient(ctx, cfg.GCP.ProjectID)
-	if err != nil {
-		return fmt.Errorf("pubsub: %w", err)
-	}
-	defer ps.Close()
-	gcs, err := storage.NewClient(ctx)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	defer gcs.Close()
+var run = app.Runner("replayer", func(ctx context.Context, cfg *Config, d app.Deps) (app.Service, error) {
+	return New(ctx, cfg, d)
+})
 
-	st := store.New(fs)
-	raw := archive.New(gcs, cfg.GCP.Bucket())
-	topic := replay.NewTopicPublisher(ps, cfg.GCP.LeadsTopic)
-	defer topic.Stop()
-	pub := newTracedPublisher(topic)
+// Service is the built replayer: the DLQ push endpoint, the API, the triage page, and the bulk
+// jobs and auto-replay ticker running in the background until Close.
+type Service struct {
+	handler http.Handler
+	stopBG  context.CancelFunc
+	done    chan struct{}
+	topic   *replay.TopicPublisher
+	stopRec func()              // reconcile's leads and leads-dlq publishers
+	gauge   metric.Registration // leadpipe.dlq.open (infra/monitoring.tf)
+}
+
+var _ app.Service = (*Service)(nil)
+
+// New builds the replayer on deps (Store, PubSub, Storage; TracerProvider for replay spans)
+// and starts its background work (bulk jobs, auto-replay) on a context derived from ctx.
+func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
+	st := deps.Store
+	raw := archive.New(deps.Storage, cfg.GCP.Bucket())
 	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace}
 	var sources *renormalize.File
 	if cfg.SourcesFile != "" {
+		var err error
 		if sources, err = renormalize.LoadFile(cfg.SourcesFile); err != nil {
-			return err
+			return nil, err
 		}
 		opts.Renormalizer = renormalize.New(sources, raw)
 	}
-	rec, stopRec := newReconcile(ps, st, raw, sources, &cfg)
-	defer stopRec()
-	rp := replay.New(st, pub, opts)
-	tracer := otel.Tracer(meterName)
-	jobs := bulk.NewRunner(st, kindReplayer{rp, actorBulk, tracer}, bulk.Options{RatePerSec: cfg.ReplayRatePerSec, MaxPerJob: cfg.BulkMax})
-	auto := autoreplay.New(st, kindReplayer{rp, actorAuto, tracer}, autoreplay.Options{
-		Cooldown: cfg.AutoReplayCooldown, MaxReplays: cfg.AutoReplayMaxReplays, RatePerSec: cfg.ReplayRatePerSec,
-	})
-
-	authn, err := authenticator(&cfg)
+	authn, err := authenticator(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key := []byte(cfg.SessionKey)
 	if len(key) == 0 {
@@ -97,8 +80,20 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 	}
 	sessions, err := auth.NewSessions(key, cfg.SessionTTL)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	topic := replay.NewTopicPublisher(deps.PubSub, cfg.GCP.LeadsTopic)
+	pub := newTracedPublisher(topic)
+	rp := replay.New(st, pub, opts)
+	tp := deps.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	tracer := tp.Tracer(meterName)
+	jobs := bulk.NewRunner(st, kindReplayer{rp, actorBulk, tracer}, bulk.Options{RatePerSec: cfg.ReplayRatePerSec, MaxPerJob: cfg.BulkMax})
+	auto := autoreplay.New(st, kindReplayer{rp, actorAuto, tracer}, autoreplay.Options{
+		Cooldown: cfg.AutoReplayCooldown, MaxReplays: cfg.AutoReplayMaxReplays, RatePerSec: cfg.ReplayRatePerSec,
+	})
 
 	mux := http.NewServeMux()
 	app.Health(mux, func(ctx context.Context) error {
@@ -113,22 +108,47 @@ func Run(ctx context.Context, env config.Lookuper, srv *server.Server) error {
 		intake = (&auth.Push{Audience: cfg.PushAudience, ServiceAccounts: cfg.PushServiceAccounts}).Verify(intake)
 	}
 	mux.Handle("POST /pubsub/dlq", intake)
-	a := &api.API{St: st, Replayer: rp, Jobs: jobs, Auto: auto, Raw: raw, RawReaders: cfg.RawReaders}
-	a.Register(mux, auth.Require(authn))
-	(&triage.Page{API: a, Authn: authn, Sessions: sessions}).Register(mux)
+	hasher, err := piiHasher(cfg.PIIHashKey)
+	if err != nil {
+		return nil, err
+	}
+	reader := views.New(st, raw, cfg.RawReaders, hasher)
+	(&api.API{Views: reader, Replayer: rp, Jobs: jobs, Auto: auto}).Register(mux, auth.Require(authn))
+	(&triage.Page{Views: reader, Replayer: rp, Jobs: jobs, Authn: authn, Sessions: sessions}).Register(mux)
+	rec, stopRec := newReconcile(deps.PubSub, st, raw, sources, hasher, cfg)
 	rec.Register(mux, auth.Require(authn))
 
+	mp := deps.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	gauge, err := dlq.ObserveOpen(mp.Meter(meterName), st)
+	if err != nil {
+		stopRec()
+		return nil, fmt.Errorf("dlq open gauge: %w", err)
+	}
+
 	bg, stopBG := context.WithCancel(ctx)
-	done := make(chan struct{})
+	s := &Service{handler: telemetry.Handler(mux), stopBG: stopBG, done: make(chan struct{}), topic: topic, stopRec: stopRec, gauge: gauge}
 	go func() {
-		defer close(done)
+		defer close(s.done)
 		background(bg, jobs, auto, cfg.AutoReplayInterval)
 	}()
-	logging.FromContext(ctx).InfoContext(ctx, "replayer: serving", "addr", srv.Addr(), "auth_mode", cfg.AuthMode, "push_auth", cfg.PushAuth)
-	err = srv.ServeHTTP(ctx, telemetry.Handler(mux))
-	stopBG()
-	<-done
-	return err
+	logging.FromContext(ctx).InfoContext(ctx, "replayer built", "auth_mode", cfg.AuthMode, "push_auth", cfg.PushAuth)
+	return s, nil
+}
+
+// Handler serves the DLQ push endpoint, the API, the triage page and health.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Close stops the bulk jobs and the auto-replay ticker, waits for them, and flushes the leads
+// publishers (replays' and reconcile's).
+func (s *Service) Close() error {
+	s.stopBG()
+	<-s.done
+	s.topic.Stop()
+	s.stopRec()
+	return s.gauge.Unregister()
 }
 
 // background runs bulk jobs and, with an interval, the auto-replay ticker, until ctx ends.

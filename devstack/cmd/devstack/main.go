@@ -4,7 +4,7 @@
 //	devstack up          the emulators, the fake CRM, ingest, processor and replayer
 //
 // When everything serves it prints one `export NAME=VALUE` line per endpoint to stdout, then
-// `devstack: ready`. Logs (JSON, one "service" field per line) and human-friendly text go to
+// `devstack: ready`. Logs (text on a terminal, else JSON; one "service" field per line) and human-friendly text go to
 // stderr. Ctrl-C or SIGTERM stops everything cleanly.
 package main
 
@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/devstack/emulators"
 	"github.com/leadpipe/leadpipe/devstack/stack"
 )
 
@@ -60,23 +61,32 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Ports.Processor, "processor-port", o.Ports.Processor, "processor service port")
 	fs.IntVar(&o.Ports.Replayer, "replayer-port", o.Ports.Replayer, "replayer service port")
 	fs.IntVar(&o.Ports.CRM, "crm-port", o.Ports.CRM, "fake CRM port")
-	level := fs.String("log-level", "info", "service log level: debug, info, warn, error")
+	mode := fs.String("emulators", string(emulators.Embedded), "which emulators: embedded (in-process), google (Google's, from the Google Cloud CLI; needs Java), external (FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST, STORAGE_EMULATOR_HOST from the environment)")
+	defLevel := "info"
+	if v := os.Getenv("LOG_LEVEL"); v != "" {
+		defLevel = v
+	}
+	level := fs.String("log-level", defLevel, "service log level: debug, info, warn, error (default $LOG_LEVEL, else info)")
+	fs.StringVar(&o.SourcesFile, "sources", "", "your own sources file (ingest's SOURCES_FILE format; its env:NAME secrets come from your environment or are generated and exported); default the shipped devstack/config/sources.yaml")
+	format := fs.String("log-format", defaultLogFormat(stderr), "log lines: text (readable; the default on a terminal) or json (Cloud Logging's; the default otherwise); LOG_FORMAT sets the default")
 	envOut := fs.String("env-file", ".devstack/env", "also write the export lines to this file while running (removed on exit; empty: don't)")
 	if len(args) == 0 {
 		fs.Usage()
 		return flag.ErrHelp
 	}
 	cmd := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
+	err := fs.Parse(args[1:])
+	if err != nil {
 		return err
 	}
 	o.LogLevel = logging.ParseLevel(*level)
+	if o.Emulators, err = emulators.ParseMode(*mode); err != nil {
+		return err
+	}
+	o.LogFormat = logging.ParseFormat(*format)
 	o.Logs = stderr
 
-	var (
-		s   *stack.Stack
-		err error
-	)
+	var s *stack.Stack
 	switch cmd {
 	case "emulators":
 		s, err = stack.Emulators(ctx, o)
@@ -126,4 +136,17 @@ func writeEnvFile(path, content string) error {
 		return fmt.Errorf("env file: %w", err)
 	}
 	return nil
+}
+
+// defaultLogFormat is LOG_FORMAT when set, else text when w is a terminal, else json.
+func defaultLogFormat(w io.Writer) string {
+	if v := os.Getenv("LOG_FORMAT"); v != "" {
+		return logging.ParseFormat(v)
+	}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return logging.FormatText
+		}
+	}
+	return logging.FormatJSON
 }

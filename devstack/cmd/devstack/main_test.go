@@ -4,23 +4,40 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leadpipe/leadpipe/devstack/googleemu"
 )
 
-// TestEmulatorsCommand runs `devstack emulators` on free ports and checks the stdout contract:
-// one export line per endpoint, then `devstack: ready`, and a clean stop on cancel.
+// TestEmulatorsCommand runs `devstack emulators` on free ports, with the embedded emulators and
+// with Google's, and checks the stdout contract: one export line per endpoint, then
+// `devstack: ready`, and a clean stop on cancel (for Google's, with no process left behind).
 func TestEmulatorsCommand(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { testEmulatorsCommand(t, "embedded") })
+	t.Run("google", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts two Java emulators")
+		}
+		if err := googleemu.Check(""); err != nil {
+			t.Skipf("Google's emulators are not installed here: %v", err)
+		}
+		testEmulatorsCommand(t, "google")
+	})
+}
+
+func testEmulatorsCommand(t *testing.T, mode string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
 	envFile := filepath.Join(t.TempDir(), "env")
 	done := make(chan error, 1)
 	go func() {
-		done <- realMain(ctx, []string{"emulators", "--firestore-port=0", "--pubsub-port=0", "--gcs-port=0",
+		done <- realMain(ctx, []string{"emulators", "--emulators=" + mode, "--firestore-port=0", "--pubsub-port=0", "--gcs-port=0",
 			"--project=cmd-test", "--env-file=" + envFile}, pw, io.Discard)
 		pw.Close()
 	}()
@@ -70,8 +87,14 @@ func TestEmulatorsCommand(t *testing.T) {
 		if err != nil {
 			t.Fatalf("devstack returned %v after cancel", err)
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("devstack did not stop within 15s of cancel")
+	case <-time.After(30 * time.Second):
+		t.Fatal("devstack did not stop within 30s of cancel")
+	}
+	for _, k := range []string{"FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"} {
+		if c, err := net.DialTimeout("tcp", exports[k], time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s %s still accepts connections after devstack stopped", k, exports[k])
+		}
 	}
 }
 

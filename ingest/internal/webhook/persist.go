@@ -45,5 +45,5 @@ func (d *delivery) quarantineDoc(ue *mapping.UnusableError, delay time.Duration)
 func (h *Handler) persist(ctx context.Context, d *delivery) ([]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.opts.PersistTimeout)
 	defer cancel()
-	return intake.Persist(ctx, h.store, h.archive, d.raw, d.docs)
+	return intake.Persist(ctx, h.store, h.archive, h.opts.Hasher, d.raw, d.docs)
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/ingest/internal/signature"
 )
@@ -65,6 +66,9 @@ type Options struct {
 	RetryAfter time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Hasher keys the "find a lead" index entries (store.IndexEvent) written with every event;
+	// nil writes none (PII_HASH_KEY unset).
+	Hasher *pii.Hasher
 }
 
 // Handler serves the webhook endpoints. It is safe for concurrent use.
@@ -223,9 +227,7 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	ctx := context.WithoutCancel(c.Request.Context())
 	log := logging.FromContext(ctx).With("source", d.src.Name)
 	done := make(chan struct{}, len(d.docs))
-	anyCreated := false
 	for i, doc := range d.docs {
-		anyCreated = anyCreated || created[i]
 		go func() {
 			defer func() { done <- struct{}{} }()
 			h.publish(ctx, doc, created[i], log)
@@ -236,6 +238,34 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	}
 
 	first := d.docs[0]
+	code, a := answerFor(d.docs, created, ue)
+	c.Set(keyStatus, a.Status)
+	c.Set(keyEvents, len(d.docs))
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
+	log.InfoContext(ctx, "delivery", "status", a.Status, "events", len(d.docs), "doc_id", first.DocID, "correlation_id", a.CorrelationID)
+	for i, doc := range d.docs {
+		if created[i] && doc.State == store.StateReceived {
+			// Milestone: ids and routing only, never the lead's identity.
+			log.InfoContext(ctx, "lead accepted", "doc_id", doc.DocID, "event_id", doc.EventID, "crm", doc.Event.Routing.CRM)
+		}
+	}
+	c.JSON(code, a)
+}
+
+// answerFor is the answer to a persisted delivery of docs (created[i]: docs[i] was new; ue:
+// the payload was unusable and docs holds its quarantined document):
+//
+//	202 accepted     at least one event is new
+//	202 quarantined  the payload is unusable (valid signature): kept and dead-lettered
+//	200 duplicate    every event was already known
+//
+// A delivery of several events lists each one's status.
+func answerFor(docs []*store.EventDoc, created []bool, ue *mapping.UnusableError) (int, Answer) {
+	anyCreated := false
+	for _, c := range created {
+		anyCreated = anyCreated || c
+	}
+	first := docs[0]
 	a := Answer{EventID: first.EventID, IdempotencyKey: first.IdempotencyKey, CorrelationID: first.CorrelationID}
 	code := http.StatusAccepted
 	switch {
@@ -246,8 +276,8 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 	default:
 		a.Status = StatusAccepted
 	}
-	if len(d.docs) > 1 {
-		for i, doc := range d.docs {
+	if len(docs) > 1 {
+		for i, doc := range docs {
 			s := StatusAccepted
 			if !created[i] {
 				s = StatusDuplicate
@@ -255,11 +285,7 @@ func (h *Handler) answer(c *gin.Context, d *delivery, ue *mapping.UnusableError,
 			a.Events = append(a.Events, EventAnswer{Status: s, EventID: doc.EventID, IdempotencyKey: doc.IdempotencyKey})
 		}
 	}
-	c.Set(keyStatus, a.Status)
-	c.Set(keyEvents, len(d.docs))
-	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrCorrelationID, a.CorrelationID))
-	log.InfoContext(ctx, "delivery", "status", a.Status, "events", len(d.docs), "doc_id", first.DocID, "correlation_id", a.CorrelationID)
-	c.JSON(code, a)
+	return code, a
 }
 
 func (h *Handler) publish(ctx context.Context, doc *store.EventDoc, created bool, log *slog.Logger) {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/event"
@@ -113,4 +114,24 @@ func RetryAfter(h http.Header) time.Duration {
 		}
 	}
 	return 0
+}
+
+// FieldNames joins the names of the fields a CRM's validation error names, for the failure
+// message ("Phone, Email"): at most three, each cut to 64 characters, and only names (letters,
+// digits, _ . -), so a CRM that echoes a value in that slot cannot put it in a message.
+func FieldNames(names []string) string {
+	var out []string
+	for _, n := range names {
+		if len(out) == 3 {
+			break
+		}
+		n = strings.TrimSpace(n)
+		if n == "" || len(n) > 64 || strings.IndexFunc(n, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')
+		}) >= 0 {
+			continue
+		}
+		out = append(out, n)
+	}
+	return strings.Join(out, ", ")
 }

@@ -37,6 +37,7 @@ type Lifecycle interface {
 	Fail(ctx context.Context, l *store.Lease, r store.Reason, att *store.Attempt) (store.State, error)
 	Quarantine(ctx context.Context, l *store.Lease, r store.Reason, att *store.Attempt) (store.EventDoc, error)
 	MarkDLQPublished(ctx context.Context, docID string) error
+	Resolve(ctx context.Context, docID string) (bool, error)
 	AddAttempt(ctx context.Context, docID string, a store.Attempt) error
 	Now() time.Time
 }
@@ -140,6 +141,7 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	}
 	annotate(span, &ev)
 	if known && route.Gate != nil && route.Gate.Open() {
+		log.InfoContext(ctx, "lead waiting: CRM circuit open", "crm", crmName)
 		return answer{status: http.StatusServiceUnavailable, Outcome: "crm_circuit_open", Class: string(failure.Outage)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.Budget)
@@ -160,6 +162,7 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 		log.ErrorContext(ctx, "claim failed", "error", err.Error())
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable"}
 	}
+	log.InfoContext(ctx, "lead claimed", "attempt", lease.Attempt, "fence", lease.Fence, "crm", crmName)
 	att := store.Attempt{Number: lease.Attempt, Fence: lease.Fence, Owner: lease.Owner, MessageID: msg.MessageID,
 		Delivery: env.Attempt(), ReplayID: msg.Attributes[pushmsg.AttrReplayID], StartedAt: lease.StartedAt}
 	if !known {
@@ -251,6 +254,14 @@ func (h *Handler) succeed(ctx context.Context, lease *store.Lease, att *store.At
 		logging.FromContext(ctx).ErrorContext(ctx, "result not written", "error", err.Error())
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
 	}
+	logging.FromContext(ctx).InfoContext(ctx, "lead written to CRM", "crm", lease.Doc.Event.Routing.CRM, "record_id", res.RecordID,
+		"status_code", res.StatusCode, "created", res.Created, "attempt", lease.Attempt, "ms", d.Milliseconds())
+	if lease.Doc.ReplayCount > 0 {
+		// A replayed lead landed: its DLQ record is resolved now, not at the next auto-replay.
+		if _, err := h.Store.Resolve(ctx, lease.DocID); err != nil {
+			logging.FromContext(ctx).WarnContext(ctx, "dlq record not resolved", "error", err.Error())
+		}
+	}
 	return answer{status: http.StatusOK, Outcome: "succeeded", Attempt: lease.Attempt}
 }
 
@@ -262,6 +273,7 @@ func (h *Handler) fail(ctx context.Context, lease *store.Lease, att *store.Attem
 		logging.FromContext(ctx).ErrorContext(ctx, "failure not written", "error", err.Error())
 		h.record(ctx, lease, att, store.AttemptFailed)
 	}
+	logging.FromContext(ctx).InfoContext(ctx, "lead failed, will be retried", "failure_class", fe.Class, "code", fe.Code, "attempt", lease.Attempt)
 	return answer{status: http.StatusServiceUnavailable, Outcome: "failed", Attempt: lease.Attempt, Class: string(fe.Class)}
 }
 
@@ -278,7 +290,7 @@ func (h *Handler) quarantine(ctx context.Context, env *pushmsg.Envelope, lease *
 		h.record(ctx, lease, att, store.AttemptFailed)
 		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt}
 	}
-	logging.FromContext(ctx).WarnContext(ctx, "event quarantined", "failure_class", fe.Class, "error_message", fe.Message)
+	logging.FromContext(ctx).WarnContext(ctx, "lead quarantined", "failure_class", fe.Class, "error_message", fe.Message, "attempt", lease.Attempt)
 	a := h.publish(ctx, env, doc)
 	a.Attempt = lease.Attempt
 	return a

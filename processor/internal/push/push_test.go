@@ -62,6 +62,11 @@ func (f *fakeLifecycle) MarkDLQPublished(context.Context, string) error {
 	return nil
 }
 
+func (f *fakeLifecycle) Resolve(context.Context, string) (bool, error) {
+	f.calls = append(f.calls, "resolve")
+	return false, nil
+}
+
 func (f *fakeLifecycle) AddAttempt(_ context.Context, _ string, a store.Attempt) error {
 	f.calls = append(f.calls, "attempt:"+string(a.Outcome))
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -27,6 +28,8 @@ var (
 
 // TestMain runs the replayer on the emulators; the CLI tests talk to it over HTTP.
 func TestMain(m *testing.M) {
+	// Tables fit a 100-column terminal in these tests.
+	os.Setenv("COLUMNS", "100")
 	os.Exit(func() int {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -103,43 +106,98 @@ func TestCLI(t *testing.T) {
 	a, b, c := seed(t, "cli-a"), seed(t, "cli-b"), seed(t, "cli-c")
 
 	out, err := ctl(t, "list", "--class", "auth")
-	if err != nil || !strings.Contains(out, a) || !strings.Contains(out, b) || !strings.Contains(out, "crm 401") {
+	if err != nil || !strings.Contains(out, a[:12]+" ") || !strings.Contains(out, b[:12]) || !strings.Contains(out, "crm 401") || strings.Contains(out, a) {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
-	if out, err = ctl(t, "show", a); err != nil || !strings.Contains(out, `"state": "quarantined"`) {
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if n := len([]rune(line)); n > 100 {
+			t.Errorf("list line of %d columns with COLUMNS=100: %q", n, line)
+		}
+	}
+	if out, err = ctl(t, "list", "--class", "auth", "--wide"); err != nil || !strings.Contains(out, a) {
+		t.Errorf("list --wide: %v\n%s", err, out)
+	}
+	// Short ids work everywhere.
+	if out, err = ctl(t, "show", a[:12]); err != nil || !strings.Contains(out, "Event state:     quarantined") || !strings.Contains(out, "Reason:          crm 401") {
 		t.Errorf("show: %v\n%s", err, out)
+	}
+	if out, err = ctl(t, "show", a, "--json"); err != nil || !strings.Contains(out, `"state": "quarantined"`) {
+		t.Errorf("show --json: %v\n%s", err, out)
 	}
 	if _, err = ctl(t, "replay", a); err == nil {
 		t.Error("replay without --reason succeeded")
 	}
-	if out, err = ctl(t, "replay", a, "--reason", "token rotated"); err != nil || !strings.Contains(out, "replayed (replay_id") {
+	if out, err = ctl(t, "replay", a[:12], "--reason", "token rotated"); err != nil || !strings.Contains(out, "replayed (replay_id") {
 		t.Errorf("replay: %v\n%s", err, out)
 	}
-	if out, err = ctl(t, "discard", "--reason", "spam", c); err != nil || !strings.Contains(out, "discarded") {
+	if out, err = ctl(t, "discard", "--reason", "spam", c[:12]); err != nil || !strings.Contains(out, "discarded") {
 		t.Errorf("discard: %v\n%s", err, out)
 	}
-	if out, err = ctl(t, "bulk-replay", "--reason", "after fix", "--class", "auth", "--dry-run", "--poll", "50ms"); err != nil ||
+	if out, err = ctl(t, "find", "e-cli-b"); err != nil || !strings.Contains(out, b[:12]) || !strings.Contains(out, "quarantined") {
+		t.Errorf("find: %v\n%s", err, out)
+	}
+	if out, err = ctl(t, "find", "nobody@example.com"); err != nil || !strings.Contains(out, "no lead matches") {
+		t.Errorf("find nothing: %v\n%s", err, out)
+	}
+	if out, err = ctl(t, "audit", "--target", a[:12]); err != nil || !strings.Contains(out, "token rotated") || !strings.Contains(out, "ops") {
+		t.Errorf("audit: %v\n%s", err, out)
+	}
+	// A dry run needs no reason.
+	if out, err = ctl(t, "bulk-replay", "--class", "auth", "--dry-run", "--poll", "50ms"); err != nil ||
 		!strings.Contains(out, "would replay 1 record(s)") || !strings.Contains(out, b) {
 		t.Errorf("bulk dry run: %v\n%s", err, out)
 	}
 	if got, _ := st.GetEvent(context.Background(), b); got.State != store.StateQuarantined {
 		t.Errorf("dry run moved the event to %s", got.State)
 	}
+	if _, err = ctl(t, "bulk-replay", "--class", "auth"); err == nil || !strings.Contains(err.Error(), "--reason is required") {
+		t.Errorf("bulk replay without a reason: %v", err)
+	}
 	if out, err = ctl(t, "bulk-replay", "--reason", "after fix", "--class", "auth", "--poll", "50ms"); err != nil ||
 		!strings.Contains(out, "replayed 1 ") || !strings.Contains(out, "(done)") || !strings.Contains(out, "[####") {
 		t.Errorf("bulk: %v\n%s", err, out)
 	}
+	// Not a terminal: no carriage returns.
+	if strings.Contains(out, "\r") {
+		t.Errorf("bulk progress wrote carriage returns to a non-terminal:\n%q", out)
+	}
 	if got, _ := st.GetEvent(context.Background(), b); got.State != store.StateReceived {
 		t.Errorf("bulk left the event in %s", got.State)
 	}
+	if out, err = ctl(t, "list", "--class", "conflict"); err != nil || strings.TrimSpace(out) != "no records" {
+		t.Errorf("empty list: %v\n%q", err, out)
+	}
+	if _, err = ctl(t, "list", "--class", "auht"); err == nil || !strings.Contains(err.Error(), `unknown --class "auht"`) {
+		t.Errorf("unknown class: %v", err)
+	}
 	var bad bytes.Buffer
-	if err := run(context.Background(), []string{"--url", baseURL, "--token", "nope", "list"}, &bad, &bad); err == nil || !strings.Contains(err.Error(), "401") {
+	if err := run(context.Background(), []string{"--url", baseURL, "--token", "nope", "list"}, &bad, &bad); err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "REPLAYER_TOKEN") {
 		t.Errorf("wrong token: %v", err)
 	}
 }
 
+// An unset token and a stack that is not running each get a message that says what to do.
+func TestCLIHelpfulErrors(t *testing.T) {
+	t.Setenv("REPLAYER_TOKEN", "")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"--url", baseURL, "list"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "set REPLAYER_TOKEN") || !strings.Contains(err.Error(), ".devstack/env") {
+		t.Errorf("no token: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	err = run(context.Background(), []string{"--url", closed, "--token", token, "list"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "is the stack running") || !strings.Contains(err.Error(), "make dev") {
+		t.Errorf("stack down: %v", err)
+	}
+}
+
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"list", "show", "replay", "bulk-replay", "discard", "reconcile"} {
+	for _, cmd := range []string{"list", "find", "show", "replay", "bulk-replay", "discard", "audit", "reconcile"} {
 		var out bytes.Buffer
 		err := run(context.Background(), []string{cmd, "--help"}, &out, &out)
 		if err == nil || !strings.Contains(out.String(), "replayctl "+cmd) || !strings.Contains(out.String(), "Flags:") {

@@ -4,18 +4,15 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/store"
@@ -23,39 +20,28 @@ import (
 	"github.com/leadpipe/leadpipe/replayer/internal/autoreplay"
 	"github.com/leadpipe/leadpipe/replayer/internal/bulk"
 	"github.com/leadpipe/leadpipe/replayer/internal/replay"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
-
-// RawStore reads archived raw payloads.
-type RawStore interface {
-	Get(ctx context.Context, ref string) (*archive.Raw, error)
-}
-
-var _ RawStore = (*archive.Archive)(nil)
-
-// ErrForbidden: the actor lacks the permission (raw payloads).
-var ErrForbidden = errors.New("forbidden")
 
 // maxReason bounds reasons; they are operator notes, not documents.
 const maxReason = 2000
 
-// API serves the JSON API. Its lookup methods are shared with the triage page.
+// API serves the JSON API. It reads through the read model (views), which the triage page
+// renders from too, and acts through the replay and bulk packages.
 type API struct {
-	St         *store.Store
-	Replayer   *replay.Replayer
-	Jobs       *bulk.Runner
-	Auto       *autoreplay.AutoReplayer
-	Raw        RawStore
-	RawReaders []string
+	Views    *views.Reader
+	Replayer *replay.Replayer
+	Jobs     *bulk.Runner
+	Auto     *autoreplay.AutoReplayer
 }
-
-// CanReadRaw reports whether actor may see raw payloads and normalized events.
-func (a *API) CanReadRaw(actor string) bool { return slices.Contains(a.RawReaders, actor) }
 
 // Register adds the routes to mux behind authn.
 func (a *API) Register(mux *http.ServeMux, authn func(http.Handler) http.Handler) {
 	h := func(pattern string, f func(w http.ResponseWriter, r *http.Request) error) {
 		mux.Handle(pattern, authn(handler(f)))
 	}
+	h("GET /v1/overview", a.overview)
+	h("GET /v1/events", a.find)
 	h("GET /v1/dlq", a.list)
 	h("GET /v1/dlq/{id}", a.get)
 	h("POST /v1/dlq/{idaction}", a.action)
@@ -95,9 +81,9 @@ func Status(err error) int {
 	var bad *badRequest
 	switch {
 	case errors.As(err, &bad), errors.Is(err, replay.ErrReasonRequired), errors.Is(err, bulk.ErrInvalid),
-		errors.Is(err, store.ErrBadPageToken):
+		errors.Is(err, store.ErrBadPageToken), errors.Is(err, views.ErrInvalid):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, views.ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, replay.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
@@ -141,35 +127,6 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-// ParseFilter reads source, failure_class, status, since and until (RFC 3339) from q.
-func ParseFilter(q map[string][]string) (store.DLQFilter, error) {
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return strings.TrimSpace(v[0])
-		}
-		return ""
-	}
-	f := store.DLQFilter{Source: get("source"), FailureClass: failure.Class(get("failure_class")), Status: store.DLQStatus(get("status"))}
-	switch f.Status {
-	case "", store.DLQOpen, store.DLQReplayed, store.DLQDiscarded, store.DLQResolved:
-	default:
-		return f, badf("status must be open, replayed, discarded or resolved")
-	}
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if s := get(p.name); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				return f, badf("%s must be RFC 3339", p.name)
-			}
-			*p.dst = t.UTC()
-		}
-	}
-	return f, nil
-}
-
 func pageSize(r *http.Request) (int, error) {
 	s := r.URL.Query().Get("page_size")
 	if s == "" {
@@ -183,7 +140,7 @@ func pageSize(r *http.Request) (int, error) {
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) error {
-	f, err := ParseFilter(r.URL.Query())
+	f, err := views.ParseFilter(r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -191,54 +148,16 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page, err := a.St.ListDLQ(r.Context(), f, n, r.URL.Query().Get("page_token"))
+	page, err := a.Views.ListDLQ(r.Context(), f, n, r.URL.Query().Get("page_token"))
 	if err != nil {
 		return err
-	}
-	if page.Records == nil {
-		page.Records = []*store.DLQRecord{}
 	}
 	writeJSON(w, http.StatusOK, ListResponse{Records: page.Records, NextPageToken: page.NextPageToken})
 	return nil
 }
 
-// Detail gathers a record, its event and attempts, and with includeRaw the normalized event
-// and raw payload (ErrForbidden unless actor may read them).
-func (a *API) Detail(ctx context.Context, id, actor string, includeRaw bool) (*Detail, error) {
-	if includeRaw && !a.CanReadRaw(actor) {
-		return nil, fmt.Errorf("raw payload: %w", ErrForbidden)
-	}
-	rec, err := a.St.GetDLQ(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	d := &Detail{Record: rec, Attempts: []store.Attempt{}}
-	doc, err := a.St.GetEvent(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return d, nil
-	case err != nil:
-		return nil, err
-	}
-	d.Event = NewEventView(doc)
-	if d.Attempts, err = a.St.Attempts(ctx, id); err != nil {
-		return nil, err
-	}
-	if includeRaw {
-		ev := doc.Event
-		d.Normalized = &ev
-		if ref := first(rec.RawEventRef, d.Event.RawEventRef); ref != "" && a.Raw != nil {
-			if d.Raw, err = a.Raw.Get(ctx, ref); err != nil {
-				d.RawError = "raw payload unavailable"
-				logging.FromContext(ctx).WarnContext(ctx, "api: raw read failed", "dlq_id", id, "error", err.Error())
-			}
-		}
-	}
-	return d, nil
-}
-
 func (a *API) get(w http.ResponseWriter, r *http.Request) error {
-	d, err := a.Detail(r.Context(), r.PathValue("id"), auth.Actor(r.Context()), r.URL.Query().Get("include") == "raw")
+	d, err := a.Views.Detail(r.Context(), r.PathValue("id"), auth.Actor(r.Context()), r.URL.Query().Get("include") == "raw")
 	if err != nil {
 		return err
 	}
@@ -253,6 +172,10 @@ func (a *API) action(w http.ResponseWriter, r *http.Request) error {
 	if !ok || id == "" {
 		return fmt.Errorf("%s: %w", r.URL.Path, store.ErrNotFound)
 	}
+	id, err := a.Views.ResolveID(r.Context(), id)
+	if err != nil {
+		return err
+	}
 	var body ActionRequest
 	if err := decodeBody(r, &body); err != nil {
 		return err
@@ -262,7 +185,6 @@ func (a *API) action(w http.ResponseWriter, r *http.Request) error {
 	}
 	req := replay.Request{ID: id, Reason: body.Reason, Actor: auth.Actor(r.Context()), Renormalize: body.Renormalize, Force: body.Force}
 	var res *replay.Result
-	var err error
 	switch verb {
 	case "replay":
 		res, err = a.Replayer.Replay(r.Context(), req)
@@ -302,7 +224,7 @@ func (a *API) bulkReplay(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) job(w http.ResponseWriter, r *http.Request) error {
-	j, err := a.St.GetReplayJob(r.Context(), r.PathValue("job_id"))
+	j, err := a.Views.Job(r.Context(), r.PathValue("job_id"))
 	if err != nil {
 		return err
 	}
@@ -310,29 +232,8 @@ func (a *API) job(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Where finds a lead by idempotency key, event document id or event id.
-func (a *API) Where(ctx context.Context, key string) (*Where, error) {
-	doc, err := a.St.FindEvent(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	out := &Where{Event: NewEventView(doc)}
-	if out.Attempts, err = a.St.Attempts(ctx, doc.DocID); err != nil {
-		return nil, err
-	}
-	rec, err := a.St.GetDLQ(ctx, doc.DocID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return nil, err
-	default:
-		out.DLQ = rec
-	}
-	return out, nil
-}
-
 func (a *API) where(w http.ResponseWriter, r *http.Request) error {
-	out, err := a.Where(r.Context(), r.PathValue("key"))
+	out, err := a.Views.Where(r.Context(), r.PathValue("key"))
 	if err != nil {
 		return err
 	}
@@ -355,16 +256,21 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
 			*p.dst = t.UTC()
 		}
 	}
+	if f.Target != "" {
+		// Short ids (the 12 characters lists show) name a record too.
+		t, err := a.Views.ResolveID(r.Context(), f.Target)
+		if err != nil {
+			return err
+		}
+		f.Target = t
+	}
 	n, err := pageSize(r)
 	if err != nil {
 		return err
 	}
-	page, err := a.St.ListAudit(r.Context(), f, n, q.Get("page_token"))
+	page, err := a.Views.Audit(r.Context(), f, n, q.Get("page_token"))
 	if err != nil {
 		return err
-	}
-	if page.Entries == nil {
-		page.Entries = []*store.AuditEntry{}
 	}
 	writeJSON(w, http.StatusOK, AuditResponse{Entries: page.Entries, NextPageToken: page.NextPageToken})
 	return nil
@@ -385,5 +291,30 @@ func (a *API) resume(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"queued": n})
+	return nil
+}
+
+// overview serves GET /v1/overview?window=24h.
+func (a *API) overview(w http.ResponseWriter, r *http.Request) error {
+	win, err := views.ParseWindow(r.URL.Query().Get("window"))
+	if err != nil {
+		return err
+	}
+	o, err := a.Views.Overview(r.Context(), win)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, o)
+	return nil
+}
+
+// find serves GET /v1/events?q=: every lead the query identifies (views.Reader.Find); 200 with
+// an empty list when none.
+func (a *API) find(w http.ResponseWriter, r *http.Request) error {
+	res, err := a.Views.Find(r.Context(), r.URL.Query().Get("q"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }

@@ -233,7 +233,9 @@ func (r *Runner) stop(ctx context.Context, j *store.ReplayJob) error {
 	defer cancel()
 	if err := r.st.SaveReplayJob(sctx, j, r.owner); err != nil {
 		// The job resumes from its last periodic checkpoint once the lease expires; records
-		// replayed since then are no longer open and are not replayed again.
+		// replayed since then are no longer open and are not replayed again. Logged here:
+		// Run does not log errors of a job cut off by its context.
+		logging.FromContext(ctx).WarnContext(ctx, "bulk: checkpoint on stop failed", "job_id", j.ID, "error", err.Error())
 		return fmt.Errorf("checkpoint on stop: %w", err)
 	}
 	logging.FromContext(ctx).InfoContext(ctx, "bulk: job paused", "job_id", j.ID, "matched", j.Matched, "replayed", j.Replayed)

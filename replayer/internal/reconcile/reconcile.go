@@ -31,6 +31,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/mapping"
 	"github.com/leadpipe/leadpipe/common/metagraph"
+	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/store"
 )
 
@@ -75,6 +76,9 @@ type Options struct {
 	OutboxDelay time.Duration
 	// Concurrency bounds leads handled at once within a page. Default 8.
 	Concurrency int
+	// Hasher keys the "find a lead" index entries written with every event taken in, as ingest
+	// writes them (intake.Persist); nil writes none (PII_HASH_KEY unset).
+	Hasher *pii.Hasher
 }
 
 // Reconciler runs reconciles. It is safe for concurrent use.
@@ -332,7 +336,7 @@ func (rc *Reconciler) lead(ctx context.Context, src *mapping.Source, req *Reques
 	doc := intake.EventDoc(ev, intake.Receipt{RawRef: rc.ar.Ref(archive.ObjectName(src.Name, body)), CorrelationID: "reconcile-" + rep.RunID,
 		ReceivedAt: now, OutboxDelay: rc.opts.OutboxDelay})
 	docs := []*store.EventDoc{doc}
-	createdNow, err := intake.Persist(ctx, rc.st, rc.ar, rawObj, docs)
+	createdNow, err := intake.Persist(ctx, rc.st, rc.ar, rc.opts.Hasher, rawObj, docs)
 	if err != nil {
 		return fmt.Errorf("lead %s: %w", l.ID, err)
 	}

@@ -177,7 +177,7 @@ func (rp *Replayer) Replay(ctx context.Context, req Request) (*Result, error) {
 		// idempotency makes that harmless.
 		log.WarnContext(ctx, "replay: mark published failed", "dlq_id", req.ID, "error", err.Error())
 	}
-	log.InfoContext(ctx, "replay: published", "dlq_id", req.ID, "replay_id", replayID, "message_id", msgID, "job_id", req.JobID)
+	log.InfoContext(ctx, "lead replayed", "dlq_id", req.ID, "replay_id", replayID, "message_id", msgID, "job_id", req.JobID)
 	return res, nil
 }
 

@@ -1,36 +1,39 @@
 package triage
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/leadpipe/leadpipe/common/store"
-	"github.com/leadpipe/leadpipe/replayer/internal/api"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
-
-// maxQuery bounds the search box: keys and ids are far shorter, and Firestore refuses
-// indexed values over 1500 bytes.
-const maxQuery = 1500
 
 type findData struct {
 	view
-	// W is the lead; nil when nothing matched the query or it was refused.
-	W *api.Where
+	// W is the lead when the search found exactly one; nil otherwise.
+	W *views.Where
+	// By says how the one lead matched.
+	By string
+	// Matches are the leads when the search found several.
+	Matches []views.Match
 	// NotFound: the lookup ran and found no lead.
 	NotFound bool
+	// Note explains a search that could not use every index.
+	Note string
 	// StateText says what the state means for the operator.
 	StateText string
 	// FailureLabel names the failure row; empty hides it (no failure, or the lead succeeded).
 	FailureLabel string
 }
 
-// find serves GET /ui/events?q=: the lead with that idempotency key, event document id or
-// event id (api.Where, the lookup behind GET /v1/events/{key}). Statuses:
+// find serves GET /ui/events?q=: the leads the query identifies (views.Reader.Find, behind
+// GET /v1/events?q= too): by idempotency key, event id, doc id or short id, email, phone in any
+// format, CRM external id, CRM record id or source event id. One match shows the lead, several
+// a list. Statuses:
 //
-//	200 found
+//	200 found (one or several)
 //	303 to / when q is empty (or blank)
-//	400 q longer than maxQuery
+//	400 q longer than views.MaxQuery
 //	404 no such lead (the page says so and echoes q)
 //	503 / 500 the store failed
 func (p *Page) find(w http.ResponseWriter, r *http.Request) {
@@ -42,24 +45,36 @@ func (p *Page) find(w http.ResponseWriter, r *http.Request) {
 	}
 	data := findData{view: p.base(r, "Find a lead")}
 	data.Query = q
-	if len(q) > maxQuery {
+	if len(q) > views.MaxQuery {
 		data.Error = "That search is too long for a key or id."
 		render(w, r, tmplFind, http.StatusBadRequest, data)
 		return
 	}
-	where, err := p.API.Where(r.Context(), q)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		data.Title, data.NotFound = "Lead not found", true
-		render(w, r, tmplFind, http.StatusNotFound, data)
-		return
-	case err != nil:
+	res, err := p.Views.Find(r.Context(), q)
+	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
-	data.W = where
-	data.Title = "Lead " + where.Event.ID[:min(12, len(where.Event.ID))]
-	data.StateText, data.FailureLabel = describe(store.State(where.Event.State), where.Event.FailureClass != "")
+	data.Note = res.Note
+	switch len(res.Matches) {
+	case 0:
+		data.Title, data.NotFound = "Lead not found", true
+		render(w, r, tmplFind, http.StatusNotFound, data)
+		return
+	case 1:
+	default:
+		data.Title, data.Matches = "Leads found", res.Matches
+		render(w, r, tmplFind, http.StatusOK, data)
+		return
+	}
+	doc, err := p.Views.Where(r.Context(), res.Matches[0].Event.ID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	data.W, data.By = doc, res.Matches[0].By
+	data.Title = "Lead " + doc.Event.ID[:min(12, len(doc.Event.ID))]
+	data.StateText, data.FailureLabel = describe(store.State(doc.Event.State), doc.Event.FailureClass != "")
 	render(w, r, tmplFind, http.StatusOK, data)
 }
 
@@ -75,6 +90,8 @@ func describe(s store.State, hasFailure bool) (text, failureLabel string) {
 		text = "in the CRM"
 	case store.StateFailed:
 		text = "failed; Pub/Sub will redeliver it"
+	case store.StateParked:
+		text = "parked until its CRM can take it"
 	case store.StateQuarantined:
 		text = "in the dead-letter queue"
 	case store.StateDiscarded:
@@ -82,7 +99,7 @@ func describe(s store.State, hasFailure bool) (text, failureLabel string) {
 	}
 	switch {
 	case !hasFailure || s == store.StateSucceeded:
-	case s == store.StateFailed || s == store.StateQuarantined || s == store.StateDiscarded:
+	case s == store.StateFailed || s == store.StateQuarantined || s == store.StateDiscarded || s == store.StateParked:
 		failureLabel = "Failure"
 	default:
 		failureLabel = "Last failure"

@@ -1,7 +1,11 @@
-// Package triage is the replayer's server-rendered triage page: the DLQ grouped by failure
-// class and source, a filterable list, one record's detail and history, replay / discard
-// forms that require a reason, and "find a lead" (where is this lead?). No JavaScript, no
-// build step.
+// Package triage is the replayer's server-rendered triage page. Home is the pipeline overview
+// (counts by state, the oldest unfinished lead, each CRM's circuit and send rate, throughput
+// per minute, the leads still waiting) above the DLQ: grouped by failure class and source, a
+// filterable list with bulk replay / discard (preview count, required reason), one record's
+// detail and history, replay / discard forms that require a reason, and "find a lead" by any
+// key, id, email, phone or CRM id. Everything renders on the server from the read model
+// (views); one small same-origin script (app.js) shows times in the viewer's zone and
+// refreshes the overview, and the page works without it. No build step.
 //
 // Authentication: a session cookie (HttpOnly, SameSite=Strict, signed) set after the operator
 // enters a token on the login form, or the same bearer token the API takes. Every form post
@@ -17,14 +21,18 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/replayer/internal/api"
 	"github.com/leadpipe/leadpipe/replayer/internal/auth"
+	"github.com/leadpipe/leadpipe/replayer/internal/bulk"
 	"github.com/leadpipe/leadpipe/replayer/internal/replay"
+	"github.com/leadpipe/leadpipe/replayer/internal/views"
 )
 
 // CookieName is the session cookie.
@@ -33,9 +41,12 @@ const CookieName = "replayer_session"
 // countLimit bounds the records read for the grouped counts.
 const countLimit = 5000
 
-// Page serves the triage page.
+// Page serves the triage page: it reads through Views (the read model the JSON API also
+// answers from) and acts through Replayer and Jobs.
 type Page struct {
-	API      *api.API
+	Views    *views.Reader
+	Replayer *replay.Replayer
+	Jobs     *bulk.Runner
 	Authn    auth.Authenticator
 	Sessions *auth.Sessions
 }
@@ -50,11 +61,19 @@ func (p *Page) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/dlq/{id}", p.authed(p.detail))
 	mux.HandleFunc("POST /ui/dlq/{id}/{verb}", p.authed(p.act))
 	mux.HandleFunc("GET /ui/events", p.authed(p.find))
+	mux.HandleFunc("GET /ui/bulk", p.authed(p.bulkPreview))
+	mux.HandleFunc("POST /ui/bulk", p.authed(p.bulkSubmit))
+	mux.HandleFunc("GET /ui/jobs/{id}", p.authed(p.job))
+	mux.HandleFunc("GET /ui/app.js", serveScript)
 }
 
 // view is what every template gets. Query fills the header's "Find a lead" box.
 type view struct {
 	Title, Actor, CSRF, Flash, Error, Query string
+	// Warning is a yellow notice (a replay held because the CRM's circuit is open).
+	Warning string
+	// Refresh: app.js reloads the page every Refresh seconds while nobody is typing (0: never).
+	Refresh int
 }
 
 type session struct {
@@ -98,7 +117,7 @@ func (p *Page) authed(next http.HandlerFunc) http.HandlerFunc {
 
 func securityHeaders(w http.ResponseWriter) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
@@ -171,38 +190,67 @@ func (p *Page) base(r *http.Request, title string) view {
 	return view{Title: title, Actor: s.actor, CSRF: p.Sessions.CSRF(s.key)}
 }
 
+// homeData is the home page: the overview above the DLQ list.
+type homeData struct {
+	view
+	O       *views.Overview
+	Chart   template.HTML
+	Windows []string
+	Filter  store.DLQFilter
+	// Since and Until are the filter's bounds as the datetime-local inputs want them (UTC;
+	// app.js shows them in the viewer's zone).
+	Since, Until    string
+	Counts          []store.DLQCount
+	CountsTruncated bool
+	CountLimit      int
+	Records         []*store.DLQRecord
+	Next            string
+	// Filtered: the list is narrowed beyond the default (open records), so an empty list
+	// means "nothing matches" rather than "the DLQ is empty".
+	Filtered bool
+	Classes  []string
+	Statuses []string
+	Sources  []string
+	// BulkReplay and BulkDiscard are the bulk action links for the filter.
+	BulkReplay, BulkDiscard template.URL
+}
+
 func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	if _, set := q["status"]; !set {
 		q.Set("status", string(store.DLQOpen))
 	}
-	data := struct {
-		view
-		Filter          store.DLQFilter
-		Counts          []store.DLQCount
-		CountsTruncated bool
-		CountLimit      int
-		Records         []*store.DLQRecord
-		Next            string
-		// Filtered: the list is narrowed beyond the default (open records), so an empty list
-		// means "nothing matches" rather than "the DLQ is empty".
-		Filtered bool
-		Classes  []string
-		Statuses []string
-	}{view: p.base(r, "DLQ"), CountLimit: countLimit,
+	data := homeData{view: p.base(r, "Overview"), CountLimit: countLimit, Windows: []string{"1h", "24h", "7d"},
 		Classes:  []string{string(failure.Retryable), string(failure.Conflict), string(failure.Permanent), string(failure.Auth), string(failure.Outage), "unknown"},
 		Statuses: []string{string(store.DLQOpen), string(store.DLQReplayed), string(store.DLQDiscarded), string(store.DLQResolved)},
 	}
-	f, err := api.ParseFilter(q)
+	data.Refresh = 15
+	if n, err := strconv.Atoi(q.Get("discarded")); err == nil {
+		data.Flash = "Bulk discard: " + strconv.Itoa(n) + " records discarded."
+		q.Del("discarded")
+	}
+	win, err := views.ParseWindow(q.Get("window"))
+	if err != nil {
+		data.Error = err.Error()
+		render(w, r, tmplIndex, http.StatusBadRequest, data)
+		return
+	}
+	f, err := views.ParseFilter(q)
 	if err != nil {
 		data.Error = err.Error()
 		render(w, r, tmplIndex, http.StatusBadRequest, data)
 		return
 	}
 	data.Filter = f
+	data.Since, data.Until = localInput(f.Since), localInput(f.Until)
 	data.Filtered = f.Status != store.DLQOpen || f.Source != "" || f.FailureClass != "" || !f.Since.IsZero() || !f.Until.IsZero()
-	counts, truncated, err := p.API.St.CountDLQ(ctx, f.Status, countLimit)
+	if data.O, err = p.Views.Overview(ctx, win); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	data.Chart = chart(data.O.Throughput)
+	counts, truncated, err := p.Views.CountDLQ(ctx, f.Status, countLimit)
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -214,7 +262,13 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 		return strings.Compare(a.FailureClass+a.Source, b.FailureClass+b.Source)
 	})
 	data.Counts, data.CountsTruncated = counts, truncated
-	page, err := p.API.St.ListDLQ(ctx, f, 50, q.Get("page_token"))
+	for _, c := range counts {
+		if !slices.Contains(data.Sources, c.Source) {
+			data.Sources = append(data.Sources, c.Source)
+		}
+	}
+	slices.Sort(data.Sources)
+	page, err := p.Views.ListDLQ(ctx, f, 50, q.Get("page_token"))
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -228,12 +282,45 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 		nq.Set("page_token", page.NextPageToken)
 		data.Next = "/?" + nq.Encode()
 	}
+	bq := filterQuery(f)
+	bq.Set("action", "replay")
+	data.BulkReplay = template.URL("/ui/bulk?" + bq.Encode()) //nolint:gosec // built by url.Values
+	bq.Set("action", "discard")
+	data.BulkDiscard = template.URL("/ui/bulk?" + bq.Encode()) //nolint:gosec // built by url.Values
 	render(w, r, tmplIndex, http.StatusOK, data)
+}
+
+// filterQuery is a DLQ filter as query parameters (RFC 3339 times).
+func filterQuery(f store.DLQFilter) url.Values {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	set("source", f.Source)
+	set("failure_class", string(f.FailureClass))
+	v.Set("status", string(f.Status))
+	if !f.Since.IsZero() {
+		v.Set("since", f.Since.Format(time.RFC3339))
+	}
+	if !f.Until.IsZero() {
+		v.Set("until", f.Until.Format(time.RFC3339))
+	}
+	return v
+}
+
+// localInput is t as a datetime-local value (UTC); "" for zero.
+func localInput(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04")
 }
 
 type detailData struct {
 	view
-	D     *api.Detail
+	D     *views.Detail
 	Audit []*store.AuditEntry
 	// CanAct offers the replay and discard forms: only on open records. A replayed record's
 	// event is back in the pipeline (it reopens if that delivery fails), a discarded one is
@@ -241,21 +328,30 @@ type detailData struct {
 	CanAct     bool
 	CanReadRaw bool
 	RawJSON    string
+	// Circuit is the target CRM's health when its circuit is not closed: the page warns, and
+	// a replay is held unless the operator asks for it anyway.
+	Circuit *store.CRMHealth
 }
 
 func (p *Page) detailData(r *http.Request, id string, includeRaw bool) (*detailData, error) {
 	ctx := r.Context()
 	actor := auth.Actor(ctx)
-	d, err := p.API.Detail(ctx, id, actor, includeRaw)
+	d, err := p.Views.Detail(ctx, id, actor, includeRaw)
 	if err != nil {
 		return nil, err
 	}
-	audit, err := p.API.St.ListAudit(ctx, store.AuditFilter{Target: id}, 20, "")
+	id = d.Record.ID
+	audit, err := p.Views.Audit(ctx, store.AuditFilter{Target: id}, 20, "")
 	if err != nil {
 		return nil, err
 	}
-	dd := &detailData{view: p.base(r, "Record "+id), D: d, Audit: audit.Entries,
-		CanAct: d.Record.Status == store.DLQOpen, CanReadRaw: p.API.CanReadRaw(actor)}
+	dd := &detailData{view: p.base(r, "Record "+id[:min(12, len(id))]), D: d, Audit: audit.Entries,
+		CanAct: d.Record.Status == store.DLQOpen, CanReadRaw: p.Views.CanReadRaw(actor)}
+	if dd.CanAct && d.Event != nil {
+		if dd.Circuit, err = p.Views.CRMCircuitOpen(ctx, d.Event.Routing.CRM); err != nil {
+			return nil, err
+		}
+	}
 	if includeRaw {
 		b, _ := json.MarshalIndent(struct {
 			Normalized any `json:"normalized"`
@@ -303,22 +399,47 @@ func (p *Page) act(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid CSRF token", http.StatusForbidden)
 		return
 	}
-	id := r.PathValue("id")
+	id, err := p.Views.ResolveID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	req := replay.Request{ID: id, Reason: strings.TrimSpace(r.PostFormValue("reason")), Actor: auth.Actor(r.Context()),
 		Renormalize: r.PostFormValue("renormalize") != ""}
 	var res *replay.Result
-	var err error
 	switch r.PathValue("verb") {
 	case "replay":
-		res, err = p.API.Replayer.Replay(r.Context(), req)
+		// Into a CRM whose circuit is open the replay would only fail again: hold it and say
+		// so, unless the operator asked to replay anyway.
+		if r.PostFormValue("despite_circuit") == "" {
+			h, err := p.Views.CircuitOpen(r.Context(), id)
+			if err != nil {
+				p.fail(w, r, err)
+				return
+			}
+			if h != nil {
+				dd, err := p.detailData(r, id, false)
+				if err != nil {
+					p.fail(w, r, err)
+					return
+				}
+				dd.Warning = heldText(h)
+				render(w, r, tmplDetail, http.StatusConflict, dd)
+				return
+			}
+		}
+		res, err = p.Replayer.Replay(r.Context(), req)
 	case "discard":
-		res, err = p.API.Replayer.Discard(r.Context(), req)
+		res, err = p.Replayer.Discard(r.Context(), req)
 	default:
 		http.NotFound(w, r)
 		return
 	}
 	if err != nil {
 		code := api.Status(err)
+		if strings.TrimSpace(r.PostFormValue("reason")) == "" {
+			code = http.StatusBadRequest
+		}
 		dd, derr := p.detailData(r, id, false)
 		if derr != nil {
 			p.fail(w, r, err)
@@ -329,6 +450,14 @@ func (p *Page) act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/ui/dlq/"+url.PathEscape(id)+"?result="+url.QueryEscape(res.Outcome), http.StatusSeeOther)
+}
+
+// heldText is the warning of a replay held because the CRM's circuit is open.
+func heldText(h *store.CRMHealth) string {
+	return "Replay held: the " + h.CRM + " circuit is " + strings.ReplaceAll(string(h.State), "_", "-") + " (since " +
+		h.ChangedAt.UTC().Format("2006-01-02 15:04:05Z") + "), so the lead would only fail again. " +
+		"Nothing was sent; the record stays open. Auto-replay sends retryable and outage records once the circuit closes, " +
+		"or tick \"replay even though the circuit is open\"."
 }
 
 func publicError(err error, code int) string {

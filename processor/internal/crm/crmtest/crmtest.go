@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,6 +33,9 @@ type Adapter struct {
 	MultipleMatches bool
 	// System and Field locate seeded records for MultipleMatches.
 	System, Field string
+	// NamesFields: a validation error (400) names the field at fault in the failure message
+	// (Salesforce's fields, HubSpot's propertyName), so an operator sees what to fix.
+	NamesFields bool
 }
 
 var seq atomic.Int64
@@ -114,6 +118,18 @@ func Run(t *testing.T, a Adapter) {
 		_, err := up.Upsert(ctx, ev)
 		wantClass(t, err, failure.Permanent, 0)
 	})
+
+	if a.NamesFields {
+		run("validation error names the field", func(t *testing.T) {
+			fake.FailNext(fakecrm.Failure{System: a.System, Status: 400, ErrorCode: "INVALID_FIELD", Field: "Phone"})
+			_, err := up.Upsert(ctx, Event(a, "c-9", event.ModeUpsert))
+			wantClass(t, err, failure.Permanent, 400)
+			var fe *failure.Error
+			if errors.As(err, &fe) && !strings.Contains(fe.Message, "field Phone") {
+				t.Errorf("message %q does not name the field Phone", fe.Message)
+			}
+		})
+	}
 
 	failures := []struct {
 		name   string

@@ -135,10 +135,22 @@ func classify(resp *http.Response, raw []byte, updateOnly bool) error {
 		Category   string `json:"category"`
 		PolicyName string `json:"policyName"`
 		ErrorType  string `json:"errorType"`
+		Errors     []struct {
+			Code    string `json:"code"`
+			Context struct {
+				PropertyName []string `json:"propertyName"`
+			} `json:"context"`
+		} `json:"errors"`
 	}
 	_ = json.Unmarshal(raw, &e)
 	st := resp.StatusCode
 	msg := strings.TrimSpace(fmt.Sprintf("hubspot %d %s", st, e.Category))
+	if len(e.Errors) > 0 {
+		// The property at fault by name (never HubSpot's message: it quotes the value).
+		if f := crm.FieldNames(e.Errors[0].Context.PropertyName); f != "" {
+			msg += " " + crm.FieldNames([]string{e.Errors[0].Code}) + " field " + f
+		}
+	}
 	switch st {
 	case http.StatusTooManyRequests:
 		fe := crm.ClassifyStatus(st, resp.Header, strings.TrimSpace(fmt.Sprintf("hubspot 429 %s %s", e.ErrorType, e.PolicyName)))

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
 	"github.com/leadpipe/leadpipe/processor/internal/crm/crmtest"
 	"github.com/leadpipe/leadpipe/processor/internal/crm/hubspot"
@@ -17,6 +18,7 @@ func TestConformance(t *testing.T) {
 				New: func(base string, hc *http.Client) crm.Upserter {
 					return hubspot.New(hubspot.Config{BaseURL: base, AccessToken: "pat-test", HTTPClient: hc})
 				},
+				System: fakecrm.SystemHubSpot, NamesFields: true,
 			})
 		})
 	}

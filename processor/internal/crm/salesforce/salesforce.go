@@ -144,19 +144,24 @@ func (c *Client) patch(ctx context.Context, u, token string, body []byte, update
 	return crm.Result{}, classify(resp, raw, updateOnly)
 }
 
-// classify maps a Salesforce error response to a failure class. Messages carry the status and
-// errorCode only: Salesforce messages can quote field values (personal data).
+// classify maps a Salesforce error response to a failure class. Messages carry the status,
+// errorCode and the names of the fields at fault ("salesforce 400 INVALID_FIELD field Phone"),
+// never Salesforce's message: it can quote field values (personal data).
 func classify(resp *http.Response, raw []byte, updateOnly bool) error {
 	var errs []struct {
-		ErrorCode string `json:"errorCode"`
+		ErrorCode string   `json:"errorCode"`
+		Fields    []string `json:"fields"`
 	}
 	_ = json.Unmarshal(raw, &errs)
-	code := ""
+	code, fieldNames := "", ""
 	if len(errs) > 0 {
-		code = errs[0].ErrorCode
+		code, fieldNames = errs[0].ErrorCode, crm.FieldNames(errs[0].Fields)
 	}
 	st := resp.StatusCode
 	msg := fmt.Sprintf("salesforce %d %s", st, code)
+	if fieldNames != "" {
+		msg += " field " + fieldNames
+	}
 	switch {
 	case st == http.StatusMultipleChoices:
 		return failure.New(failure.Conflict, st, fmt.Sprintf("salesforce %d: external id matches several records", st))

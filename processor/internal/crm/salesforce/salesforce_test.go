@@ -17,7 +17,7 @@ func TestConformance(t *testing.T) {
 			return salesforce.New(salesforce.Config{InstanceURL: base, TokenURL: base + "/services/oauth2/token",
 				ClientID: "id", ClientSecret: "secret", APIVersion: "v61.0", HTTPClient: hc})
 		},
-		RefreshesToken: true, MultipleMatches: true, System: fakecrm.SystemSalesforce, Field: "External_Id__c",
+		RefreshesToken: true, MultipleMatches: true, System: fakecrm.SystemSalesforce, Field: "External_Id__c", NamesFields: true,
 	})
 }
 

@@ -1,4 +1,4 @@
-package api
+package views
 
 import (
 	"time"
@@ -77,33 +77,4 @@ type Where struct {
 	Event    *EventView       `json:"event"`
 	Attempts []store.Attempt  `json:"attempts"`
 	DLQ      *store.DLQRecord `json:"dlq,omitempty"`
-}
-
-// ListResponse is GET /v1/dlq.
-type ListResponse struct {
-	Records       []*store.DLQRecord `json:"records"`
-	NextPageToken string             `json:"next_page_token,omitempty"`
-}
-
-// AuditResponse is GET /v1/audit.
-type AuditResponse struct {
-	Entries       []*store.AuditEntry `json:"entries"`
-	NextPageToken string              `json:"next_page_token,omitempty"`
-}
-
-// ActionRequest is the body of :replay and :discard.
-type ActionRequest struct {
-	Reason      string `json:"reason"`
-	Renormalize bool   `json:"renormalize,omitempty"`
-	// Force replays an event that is not quarantined but in flight, or discards one.
-	Force bool `json:"force,omitempty"`
-}
-
-// BulkRequest is the body of POST /v1/dlq:replay.
-type BulkRequest struct {
-	Filter      store.DLQFilter `json:"filter"`
-	Reason      string          `json:"reason"`
-	DryRun      bool            `json:"dry_run"`
-	Max         int             `json:"max"`
-	Renormalize bool            `json:"renormalize,omitempty"`
 }
