@@ -13,7 +13,10 @@ import (
 // exactly once, none quarantined.
 func TestE2E_ExpiredCRMSessionMakesOneRecordPerLead(t *testing.T) {
 	s := store.New(fsClient(t))
-	names := []string{"session-0", "session-1", "session-2", "session-3"}
+	var names []string
+	for i := range 4 {
+		names = append(names, fmt.Sprintf("session-%d-%d", time.Now().UnixNano(), i))
+	}
 	wait := func(name string) {
 		eventually(t, 30*time.Second, name+" succeeded", func() (bool, string) {
 			d, err := eventState(t, s, demoKey(newLead(name)))
@@ -33,6 +36,7 @@ func TestE2E_ExpiredCRMSessionMakesOneRecordPerLead(t *testing.T) {
 		}
 	}
 	wait(names[0])
+	tokens := st.CRM.TokenRequests()
 	st.CRM.ExpireTokens()
 	for _, n := range names[1:] {
 		for range 2 {
@@ -43,6 +47,9 @@ func TestE2E_ExpiredCRMSessionMakesOneRecordPerLead(t *testing.T) {
 	}
 	for _, n := range names[1:] {
 		wait(n)
+	}
+	if st.CRM.TokenRequests() <= tokens {
+		t.Errorf("no new token request after the session expired (%d before, %d after)", tokens, st.CRM.TokenRequests())
 	}
 	time.Sleep(500 * time.Millisecond) // late duplicates stay duplicates
 	for _, n := range names {

@@ -275,14 +275,27 @@ func TestConcurrentInstancesSameEvent(t *testing.T) {
 			go func() { defer wg.Done(); answers[j] = post(t, u, body) }()
 		}
 		wg.Wait()
-		ok := 0
+		ok, contended := 0, 0
 		for _, an := range answers {
 			switch {
 			case an.Status == 200 && an.Outcome == "succeeded":
 				ok++
 			case an.Status == 429 && an.Outcome == "lease_held", an.Status == 200 && an.Outcome == "duplicate":
+			case !env.Embedded() && an.Status == 503:
+				// Google's Firestore emulator locks pessimistically: the losing claim can wait
+				// out its lock or the processing budget and nack (store_unavailable, failed).
+				contended++
 			default:
 				t.Errorf("event %d: unexpected answer %+v", i, an)
+			}
+		}
+		// Redeliver as Pub/Sub would until one succeeds: a claim whose commit landed after its
+		// caller gave up holds the lease (429 lease_held) until LEASE_DURATION (6 s) passes.
+		for deadline := time.Now().Add(20 * time.Second); ok == 0 && contended > 0 && time.Now().Before(deadline); {
+			if got := post(t, a, body); got.Status == 200 && got.Outcome == "succeeded" {
+				ok++
+			} else {
+				time.Sleep(500 * time.Millisecond)
 			}
 		}
 		if ok != 1 {
