@@ -39,6 +39,11 @@ func (c Class) Valid() bool {
 	return false
 }
 
+// ErrNoMatch is the cause of a permanent failure of an update-only event that matched no
+// record (the CRM answered 404): update-only events never create. The store records it as
+// reason no_match (store.ReasonNoMatch). Test with errors.Is.
+var ErrNoMatch = errors.New("update-only event and no record matches")
+
 // Error is a classified failure.
 type Error struct {
 	Class Class

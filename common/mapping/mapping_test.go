@@ -444,3 +444,37 @@ func TestLoadSources(t *testing.T) {
 		t.Errorf("LoadSources(missing) = nil error")
 	}
 }
+
+// TestFacebookWebhookBodyMatchesMetasDelivery: the body reconcile synthesizes from a Graph lead
+// normalizes to the same key, document id, event id, occurred_at and refs as Meta's own webhook.
+func TestFacebookWebhookBodyMatchesMetasDelivery(t *testing.T) {
+	src := testSource(t, "meta")
+	body, err := os.ReadFile("testdata/meta_leadgen_webhook.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered, err := src.Normalize(body, http.Header{}, received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range delivered {
+		refs := want.Enrich.Refs
+		synth := FacebookWebhookBody(LeadgenChange{LeadgenID: refs["leadgen_id"], PageID: refs["page_id"], FormID: refs["form_id"],
+			AdID: refs["ad_id"], Created: want.OccurredAt})
+		evs, err := src.Normalize(synth, http.Header{}, received.Add(time.Hour))
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("normalize %s: %d events, %v", synth, len(evs), err)
+		}
+		got := evs[0]
+		if got.IdempotencyKey != want.IdempotencyKey || event.DocID(got.IdempotencyKey) != event.DocID(want.IdempotencyKey) ||
+			got.EventID != want.EventID || !got.OccurredAt.Equal(want.OccurredAt) {
+			t.Errorf("synthesized %s: got key %s id %s at %v, want %s %s %v", refs["leadgen_id"],
+				got.IdempotencyKey, got.EventID, got.OccurredAt, want.IdempotencyKey, want.EventID, want.OccurredAt)
+		}
+		for k, v := range refs {
+			if got.Enrich.Refs[k] != v {
+				t.Errorf("synthesized %s: ref %s = %q, want %q", refs["leadgen_id"], k, got.Enrich.Refs[k], v)
+			}
+		}
+	}
+}

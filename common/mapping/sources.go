@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/leadpipe/leadpipe/common/contact"
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/secrets"
@@ -51,8 +52,10 @@ const (
 	SchemeHMACHex = "hmac_sha256_hex"
 )
 
-// Trust levels. They are informational: logged with each delivery and shown to operators, so
-// triage can weigh a source's data (e.g. "low" for public forms).
+// Trust levels. A source has one per field group (identity, contact, company, marketing,
+// other; see common/contact): the processor applies a field to a CRM record only when the
+// event's source is at least as trusted for the field's group as the source of the value there,
+// and not older. The default level is also logged with each delivery.
 const (
 	TrustHigh     = "high"
 	TrustStandard = "standard"
@@ -85,8 +88,11 @@ type Source struct {
 	Kind Kind `yaml:"kind"`
 	// MappingVersion is written into every event; bump it when the mapping changes. Default "<kind>-1".
 	MappingVersion string `yaml:"mapping_version"`
-	// Trust is high, standard (default) or low.
-	Trust string `yaml:"trust"`
+	// Trust is the source's default trust level: high, standard (default) or low.
+	Trust string `yaml:"-"`
+	// TrustSpec is the `trust` key as written: a level ("trust: high"), or a map of field
+	// group to level with an optional "default" ("trust: {default: standard, marketing: high}").
+	TrustSpec TrustSpec `yaml:"trust"`
 	// Secrets are references (env:NAME or projects/P/secrets/S/versions/V) to the signing
 	// secrets; every one is accepted, so a secret can be rotated without downtime. Required.
 	Secrets []string `yaml:"secrets"`
@@ -108,6 +114,37 @@ type Source struct {
 	Fields map[string]string `yaml:"fields"`
 
 	normalize normalizer
+	trust     map[contact.Group]contact.Trust
+}
+
+// TrustSpec is a source's `trust` key: Default for every group, Groups overriding by group.
+type TrustSpec struct {
+	Default string
+	Groups  map[string]string
+}
+
+// UnmarshalYAML reads a level or a map of group to level.
+func (t *TrustSpec) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		t.Default = n.Value
+		return nil
+	}
+	var m map[string]string
+	if err := n.Decode(&m); err != nil {
+		return fmt.Errorf("trust: want a level or a map of field group to level: %w", err)
+	}
+	t.Default = m["default"]
+	delete(m, "default")
+	t.Groups = m
+	return nil
+}
+
+// TrustFor is the source's trust level for a field group.
+func (s *Source) TrustFor(g contact.Group) contact.Trust {
+	if t, ok := s.trust[g]; ok {
+		return t
+	}
+	return contact.TrustStandard
 }
 
 // Signature selects and parameterizes the signature scheme.
@@ -242,12 +279,8 @@ func (s *Source) init() error {
 	if s.MappingVersion == "" {
 		s.MappingVersion = string(s.Kind) + "-1"
 	}
-	switch s.Trust {
-	case "":
-		s.Trust = TrustStandard
-	case TrustHigh, TrustStandard, TrustLow:
-	default:
-		return fmt.Errorf("trust %q: want high, standard or low", s.Trust)
+	if err := s.initTrust(); err != nil {
+		return err
 	}
 	if len(s.Secrets) == 0 {
 		return errors.New("secrets: at least one reference is required")
@@ -287,6 +320,33 @@ func (s *Source) init() error {
 		if !targetRE.MatchString(target) {
 			return fmt.Errorf("fields: target %q unknown", target)
 		}
+	}
+	return nil
+}
+
+// initTrust validates the trust key and fills Trust and the per-group levels.
+func (s *Source) initTrust() error {
+	s.Trust = s.TrustSpec.Default
+	if s.Trust == "" {
+		s.Trust = TrustStandard
+	}
+	def, err := contact.ParseTrust(s.Trust)
+	if err != nil {
+		return err
+	}
+	s.trust = make(map[contact.Group]contact.Trust, len(contact.Groups))
+	for _, g := range contact.Groups {
+		s.trust[g] = def
+	}
+	for g, level := range s.TrustSpec.Groups {
+		if !contact.ValidGroup(g) {
+			return fmt.Errorf("trust: field group %q unknown (want default, identity, contact, company, marketing or other)", g)
+		}
+		t, err := contact.ParseTrust(level)
+		if err != nil {
+			return fmt.Errorf("trust.%s: %w", g, err)
+		}
+		s.trust[contact.Group(g)] = t
 	}
 	return nil
 }

@@ -39,6 +39,8 @@ const (
 	AttrAttemptCount    = "attempt_count"
 	AttrFirstReceivedAt = "first_received_at" // RFC 3339
 	AttrLastAttemptAt   = "last_attempt_at"   // RFC 3339
+	// AttrReason is the typed cause (store.ReasonCode, e.g. "no_match"), when there is one.
+	AttrReason = "reason"
 	// AttrQuarantinedBy is the store.Origin of the quarantine: store.ByProcessor or
 	// store.ByIngest. A message Pub/Sub dead-lettered on its own carries none (it has the
 	// CloudPubSubDeadLetter* attributes instead); the replayer then records store.ByPubSub,

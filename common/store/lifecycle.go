@@ -44,10 +44,18 @@ var (
 type Reason struct {
 	Class   failure.Class
 	Message string
+	// Code is the typed cause when there is one (e.g. ReasonNoMatch).
+	Code ReasonCode
 }
 
 // ReasonOf is the reason of a classified failure.
-func ReasonOf(fe *failure.Error) Reason { return Reason{Class: fe.Class, Message: fe.Message} }
+func ReasonOf(fe *failure.Error) Reason {
+	r := Reason{Class: fe.Class, Message: fe.Message}
+	if errors.Is(fe, failure.ErrNoMatch) {
+		r.Code = ReasonNoMatch
+	}
+	return r
+}
 
 // LeasePolicy is a claimer's choices, passed to Claim.
 type LeasePolicy struct {
@@ -356,12 +364,16 @@ func (s *Store) fenced(ctx context.Context, op string, l *Lease, att *Attempt, o
 
 // quarantined applies a quarantine to doc in memory.
 func quarantined(doc *EventDoc, r Reason, by Origin, now time.Time) {
-	doc.State, doc.FailureClass, doc.ErrorMessage = StateQuarantined, r.Class, r.Message
+	doc.State, doc.FailureClass, doc.ErrorMessage, doc.Reason = StateQuarantined, r.Class, r.Message, r.Code
 	doc.QuarantinedAt, doc.QuarantinedBy, doc.DLQPublishedAt, doc.UpdatedAt = now, by, time.Time{}, now
 }
 
 func quarantineUpdates(r Reason, by Origin, now time.Time) []firestore.Update {
-	return []firestore.Update{
+	var code any = firestore.Delete
+	if r.Code != "" {
+		code = r.Code
+	}
+	return []firestore.Update{{Path: fReason, Value: code},
 		{Path: fState, Value: StateQuarantined}, {Path: fFailureClass, Value: r.Class}, {Path: fErrorMessage, Value: r.Message},
 		{Path: "quarantined_at", Value: now}, {Path: "quarantined_by", Value: by},
 		{Path: "dlq_published_at", Value: firestore.Delete},
@@ -407,6 +419,7 @@ const (
 	fLeaseExpiresAt = "lease_expires_at"
 	fFailureClass   = "failure_class"
 	fErrorMessage   = "error_message"
+	fReason         = "reason"
 	fOutboxDueAt    = "outbox_due_at"
 	fUpdatedAt      = "updated_at"
 )

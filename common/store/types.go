@@ -53,13 +53,19 @@ type EventDoc struct {
 	ResultFence   int64     `firestore:"result_fence,omitempty"`
 
 	// Failure: the last classified failure; set with state failed or quarantined.
-	FailureClass  failure.Class `firestore:"failure_class,omitempty"`
-	ErrorMessage  string        `firestore:"error_message,omitempty"`
-	QuarantinedAt time.Time     `firestore:"quarantined_at,omitempty"`
-	QuarantinedBy Origin        `firestore:"quarantined_by,omitempty"`
+	FailureClass failure.Class `firestore:"failure_class,omitempty"`
+	ErrorMessage string        `firestore:"error_message,omitempty"`
+	// Reason is the typed cause of the quarantine, when there is one (e.g. no_match).
+	Reason        ReasonCode `firestore:"reason,omitempty"`
+	QuarantinedAt time.Time  `firestore:"quarantined_at,omitempty"`
+	QuarantinedBy Origin     `firestore:"quarantined_by,omitempty"`
 	// DLQPublishedAt is when the processor's quarantine message reached leads-dlq; zero on a
 	// quarantined event means the publish is still owed (the next delivery re-publishes).
 	DLQPublishedAt time.Time `firestore:"dlq_published_at,omitempty"`
+
+	// Contact is the contact resolution of the event's latest attempt: canonical key, record
+	// document, fields sent and withheld, identity conflicts (see contact.go).
+	Contact *ContactResult `firestore:"contact,omitempty"`
 
 	// ParkedAt is when the event was parked (state parked) because its CRM's circuit was open.
 	ParkedAt time.Time `firestore:"parked_at,omitempty"`
@@ -103,6 +109,8 @@ type DLQRecord struct {
 	AttemptCount    int           `firestore:"attempt_count" json:"attempt_count"`
 	FailureClass    failure.Class `firestore:"failure_class" json:"failure_class"`
 	ErrorMessage    string        `firestore:"error_message" json:"error_message"`
+	// Reason is the typed cause, when there is one (e.g. no_match).
+	Reason ReasonCode `firestore:"reason,omitempty" json:"reason,omitempty"`
 	// ReasonSource says where the reason came from.
 	ReasonSource Origin `firestore:"reason_source" json:"reason_source"`
 	// DeadLetterCount counts how many dead-letter messages arrived for this event.

@@ -43,6 +43,17 @@ func (s State) Terminal() bool {
 	return s == StateSucceeded || s == StateQuarantined || s == StateDiscarded
 }
 
+// ReasonCode names a specific, typed cause within a failure class, when there is one
+// (events/{id}.reason, DLQ records' reason, the reason message attribute on leads-dlq).
+type ReasonCode string
+
+// Reason codes.
+const (
+	// ReasonNoMatch: an update-only event (lead.enriched by default) matched no CRM record;
+	// update-only events never create, so it is quarantined (class permanent).
+	ReasonNoMatch ReasonCode = "no_match"
+)
+
 // DLQStatus is a DLQ record's status.
 //
 //	open     --Replay-->  replayed --Resolve--> resolved (its event has since succeeded)

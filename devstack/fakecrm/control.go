@@ -18,6 +18,9 @@ import (
 //	POST /_control/fail                 queue a one-shot Failure (JSON Failure)
 //	POST /_control/expire-tokens        invalidate issued Salesforce tokens
 //	PUT  /_control/meta/leads/{id}      set the Graph API lead body for a leadgen id
+//	DELETE /_control/meta/leads/{id}    make the lead gone (code 100 subcode 33)
+//	GET  /_control/meta/faults          the Graph API faults
+//	PUT  /_control/meta/faults          replace the Graph API faults (JSON MetaFaults)
 //	POST /_control/reset                forget everything (Reset)
 func (s *Server) controlRoutes() {
 	s.mux.HandleFunc("GET /_control/records", func(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +78,21 @@ func (s *Server) controlRoutes() {
 		}
 		s.SetMetaLead(r.PathValue("id"), b)
 		w.WriteHeader(http.StatusNoContent)
+	})
+	s.mux.HandleFunc("DELETE /_control/meta/leads/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.DeleteMetaLead(r.PathValue("id"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	s.mux.HandleFunc("GET /_control/meta/faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.MetaFaults())
+	})
+	s.mux.HandleFunc("PUT /_control/meta/faults", func(w http.ResponseWriter, r *http.Request) {
+		var f MetaFaults
+		if !decode(w, r, &f) {
+			return
+		}
+		s.SetMetaFaults(f)
+		writeJSON(w, http.StatusOK, s.MetaFaults())
 	})
 	s.mux.HandleFunc("POST /_control/reset", func(w http.ResponseWriter, r *http.Request) {
 		s.Reset()

@@ -1,8 +1,9 @@
 // Package fakecrm is an in-memory CRM for local runs and tests. It speaks the parts of the
 // Salesforce REST API (OAuth2 client-credentials token, upsert and get by external id), the
-// HubSpot CRM v3 API (contacts batch upsert, batch update, create, update by unique property) and a generic
-// idempotent webhook that the processor's adapters use, plus the Meta Graph lead endpoint
-// (GET /{version}/{leadgen_id}) used to enrich thin Meta Lead Ads events.
+// HubSpot CRM v3 API (contacts batch upsert, batch update, create, update by unique property) and
+// a generic idempotent webhook that the processor's adapters use, plus the Meta Graph lead
+// endpoints (GET /{version}/{leadgen_id} to enrich thin Meta Lead Ads events,
+// GET /{version}/{form_id}/leads for reconcile; see meta.go).
 //
 // Like pstest, it has inspection helpers (Records, CreateCount, Calls) and fault injection
 // (outage, error rate, 429 with Retry-After, latency, a per-second rate limit, auth failures
@@ -78,9 +79,12 @@ type Server struct {
 	tokenHits int
 	apiUsed   int
 	bucket    bucket
-	metaLeads map[string][]byte
+	metaLeads map[string]metaLead
 	idem      map[string]idemEntry
 	idSeq     int
+
+	metaGone   map[string]bool
+	metaFaults MetaFaults
 }
 
 // Start listens on o.Addr and serves until Close.
@@ -111,7 +115,8 @@ func New() *Server {
 		done:      make(chan struct{}),
 		creates:   map[string]int{},
 		tokens:    map[string]bool{},
-		metaLeads: map[string][]byte{},
+		metaLeads: map[string]metaLead{},
+		metaGone:  map[string]bool{},
 		idem:      map[string]idemEntry{},
 	}
 	s.routes()
@@ -130,6 +135,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /crm/v3/objects/{object}/{id}", s.crm(SystemHubSpot, s.hsGet))
 	s.mux.HandleFunc("POST /webhook", s.crm(SystemWebhook, s.webhook))
 	s.mux.HandleFunc("GET /{version}/{leadgen_id}", s.crm(SystemMeta, s.metaLead))
+	s.mux.HandleFunc("GET /{version}/{form_id}/leads", s.crm(SystemMeta, s.metaFormLeads))
 }
 
 // ServeHTTP serves the CRM and control endpoints.
@@ -231,7 +237,7 @@ func (s *Server) TokenRequests() int {
 	return s.tokenHits
 }
 
-// Reset forgets records, counts, calls, tokens, seeded Meta leads and faults.
+// Reset forgets records, counts, calls, tokens, seeded Meta leads and faults (Meta's too).
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -244,7 +250,9 @@ func (s *Server) Reset() {
 	s.tokenHits = 0
 	s.apiUsed = 0
 	s.bucket = bucket{}
-	s.metaLeads = map[string][]byte{}
+	s.metaLeads = map[string]metaLead{}
+	s.metaGone = map[string]bool{}
+	s.metaFaults = MetaFaults{}
 	s.idem = map[string]idemEntry{}
 }
 

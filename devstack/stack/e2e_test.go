@@ -56,6 +56,8 @@ func TestMain(m *testing.M) {
 			"SWEEP_INTERVAL":       "500ms",
 			"OUTBOX_DELAY":         "1s",
 			"AUTO_REPLAY_INTERVAL": "0s",
+			"RECONCILE_PAGE_SIZE":  "3",
+			"RECONCILE_FORMS":      "meta:555100000000704:104200000000001",
 			// Fail-fast nacks while the circuit is open count against the subscription's 10
 			// delivery attempts. Google's Pub/Sub emulator redelivers about once a second
 			// whatever the retry policy says, so a 15 s cooldown would let Pub/Sub dead-letter

@@ -181,7 +181,8 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	env["SWEEP_TOKEN"] = "env:DEVSTACK_SWEEP_TOKEN"
 	env["DEVSTACK_SWEEP_TOKEN"] = hex.EncodeToString(randomBytes(16))
 	env["PUSH_AUTH"] = "none"
-	// The "find a lead" index key, shared by ingest (writes) and the replayer (searches).
+	// The keyed-hash key, one value shared by the three services: ingest writes the "find a
+	// lead" index, the replayer searches it, and the processor keys the identity index with it.
 	env["PII_HASH_KEY"] = hex.EncodeToString(randomBytes(32))
 	crm := s.CRM.URL()
 	for k, v := range map[string]string{

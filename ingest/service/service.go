@@ -22,12 +22,12 @@ import (
 	"github.com/leadpipe/leadpipe/common/idauth"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/outbox"
 	"github.com/leadpipe/leadpipe/common/pii"
 	"github.com/leadpipe/leadpipe/common/secrets"
 	"github.com/leadpipe/leadpipe/common/server"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry"
-	"github.com/leadpipe/leadpipe/ingest/internal/outbox"
 	"github.com/leadpipe/leadpipe/ingest/internal/signature"
 	"github.com/leadpipe/leadpipe/ingest/internal/webhook"
 )

@@ -69,6 +69,11 @@ type Config struct {
 	// write is an upsert, so that updates rather than duplicates). Default 2160h (90 days);
 	// 0 keeps events forever.
 	EventRetention time.Duration `env:"EVENT_RETENTION, default=2160h"`
+	// IdentityGmailCanonical folds Gmail dots and +tags when matching emails. Default false.
+	IdentityGmailCanonical bool `env:"IDENTITY_GMAIL_CANONICAL, default=false"`
+	// SourcesFile is the sources file (ingest's) whose per-field-group trust levels the
+	// identity step applies; unset trusts every source "standard".
+	SourcesFile string `env:"SOURCES_FILE"`
 	// InstanceID names this instance as lease owner. Default: host name plus a random suffix.
 	InstanceID string `env:"INSTANCE_ID"`
 }

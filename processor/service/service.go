@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/leadpipe/leadpipe/common/app"
+	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/config"
 	"github.com/leadpipe/leadpipe/common/logging"
 	"github.com/leadpipe/leadpipe/common/pii"
@@ -53,7 +54,8 @@ type Service struct {
 
 var _ app.Service = (*Service)(nil)
 
-// New builds the processor on deps (Store and PubSub; MeterProvider for the breaker gauge).
+// New builds the processor on deps (Store and PubSub; Storage for the fetched-lead archive of
+// Meta enrichment; MeterProvider for the breaker gauge).
 // ctx carries the logger; breaker transitions are written with its values.
 func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error) {
 	if cfg.InstanceID == "" {
@@ -73,13 +75,21 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 		return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
 	}
 	cfg.hasher = hasher
+	var raw *archive.Archive // fetched Meta leads, beside the raw webhooks
+	if cfg.MetaAccessToken != "" && deps.Storage != nil {
+		raw = archive.New(deps.Storage, cfg.GCP.Bucket())
+	}
 
+	ids, err := identitySteps(cfg, st)
+	if err != nil {
+		return nil, err
+	}
 	h := &push.Handler{
 		Store: st,
 		Lease: store.LeasePolicy{Owner: cfg.InstanceID, TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts,
 			Retention: cfg.EventRetention},
 		DLQ:     pub,
-		Routes:  routes(ctx, cfg, st),
+		Routes:  routes(ctx, cfg, st, raw, ids),
 		Budget:  cfg.ProcessBudget,
 		Metrics: push.NewMetrics(),
 	}
@@ -123,10 +133,11 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// routes builds each configured CRM's chain: retry(enrich(rate limit(breaker(adapter)))). The
-// limiter sits outside the breaker so that a long wait for a token never counts as a CRM
-// failure.
-func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.Route {
+// routes builds each configured CRM's chain: retry(enrich(identity(rate limit(breaker(adapter)))))
+// (identity when ids is not nil). The limiter sits outside the breaker so that a long wait for a
+// token never counts as a CRM failure; identity runs after enrichment, which gives thin events
+// their email and phone.
+func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive, ids func(string) crm.Middleware) map[string]push.Route {
 	// One client per CRM: each request is a client span and is measured with the CRM's name.
 	client := func(name string, routes []string) *http.Client {
 		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil, routes...)}
@@ -148,18 +159,21 @@ func routes(ctx context.Context, cfg *Config, st *store.Store) map[string]push.R
 		meta = &enrich.Meta{BaseURL: cfg.MetaGraphURL, Version: cfg.MetaGraphVersion, AccessToken: cfg.MetaAccessToken,
 			HTTPClient: &http.Client{Timeout: 15 * time.Second,
 				Transport: telemetry.ClientTransport(nil, telemetry.Client{Name: "meta graph", Routes: enrich.Routes})}}
+		if raw != nil {
+			meta.Archive = raw
+		}
 	}
 	policy := retry.Default
 	policy.Spacing = cfg.RetrySpacing
 	out := map[string]push.Route{}
 	for name, a := range adapters {
 		b := breaker.New(name, cfg.BreakerThreshold, cfg.BreakerCooldown, healthWriter(ctx, st, name))
-		out[name] = push.Route{Gate: b, Upserter: crm.Chain(a,
-			retry.Middleware(policy),
-			enrich.Middleware(meta),
-			ratelimit.Middleware(ratelimit.New(cfg.CRMRatePerSec, cfg.RateMaxWait)),
-			breaker.Middleware(b),
-		)}
+		mws := []crm.Middleware{retry.Middleware(policy), enrich.Middleware(meta)}
+		if ids != nil {
+			mws = append(mws, ids(name))
+		}
+		mws = append(mws, ratelimit.Middleware(ratelimit.New(cfg.CRMRatePerSec, cfg.RateMaxWait)), breaker.Middleware(b))
+		out[name] = push.Route{Gate: b, Upserter: crm.Chain(a, mws...)}
 	}
 	return out
 }

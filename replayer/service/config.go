@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/config"
+	"github.com/leadpipe/leadpipe/replayer/internal/reconcile"
 )
 
 // Auth modes.
@@ -65,11 +66,36 @@ type Config struct {
 	// SourcesFile is the sources YAML (same as ingest's) for renormalizing replays. Optional:
 	// without it renormalize requests fail with 422.
 	SourcesFile string `env:"SOURCES_FILE"`
+
+	Reconcile ReconcileConfig
 }
 
 // Base is the shared part of the configuration.
 func (c *Config) Base() config.Base {
 	return config.Base{Server: c.Server, GCP: c.GCP, Telemetry: c.Telemetry, Logging: c.Logging}
+}
+
+// ReconcileConfig configures reconcile with the source (POST /v1/reconcile, POST
+// /internal/reconcile). Reconcile needs META_ACCESS_TOKEN and SOURCES_FILE; without them its
+// endpoints answer 422.
+type ReconcileConfig struct {
+	// MetaGraphURL is the Graph API base URL. Default https://graph.facebook.com.
+	MetaGraphURL string `env:"META_GRAPH_URL, default=https://graph.facebook.com"`
+	// MetaGraphVersion is the Graph API version. Default v19.0.
+	MetaGraphVersion string `env:"META_GRAPH_VERSION, default=v19.0"`
+	// MetaAccessToken reads the forms' leads (a page or system user token with leads_retrieval).
+	// Optional; a secret reference in production.
+	MetaAccessToken string `env:"META_ACCESS_TOKEN"`
+	// Forms are the forms POST /internal/reconcile covers: "source:form_id[:page_id]", comma
+	// separated. Default none.
+	Forms []string `env:"RECONCILE_FORMS"`
+	// Lookback is the window of a scheduled run: leads created in the last Lookback. Default 2h
+	// (an hourly schedule then looks at every lead twice).
+	Lookback time.Duration `env:"RECONCILE_LOOKBACK, default=2h"`
+	// MaxLeads bounds the leads one run looks at. Default 10000.
+	MaxLeads int `env:"RECONCILE_MAX_LEADS, default=10000"`
+	// PageSize is the Graph listing page size (1..100). Default 100.
+	PageSize int `env:"RECONCILE_PAGE_SIZE, default=100"`
 }
 
 // Validate checks the combinations.
@@ -104,6 +130,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplayRatePerSec <= 0 {
 		errs = append(errs, errors.New("REPLAY_RATE_PER_SEC must be > 0"))
+	}
+	if _, err := reconcile.ParseForms(c.Reconcile.Forms); err != nil {
+		errs = append(errs, fmt.Errorf("RECONCILE_FORMS: %w", err))
+	}
+	if c.Reconcile.Lookback <= 0 || c.Reconcile.MaxLeads <= 0 || c.Reconcile.PageSize < 1 || c.Reconcile.PageSize > 100 {
+		errs = append(errs, errors.New("RECONCILE_LOOKBACK and RECONCILE_MAX_LEADS must be > 0, RECONCILE_PAGE_SIZE 1..100"))
 	}
 	if c.BulkMax <= 0 {
 		errs = append(errs, errors.New("BULK_MAX must be > 0"))

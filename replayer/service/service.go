@@ -50,6 +50,7 @@ type Service struct {
 	stopBG  context.CancelFunc
 	done    chan struct{}
 	topic   *replay.TopicPublisher
+	stopRec func()              // reconcile's leads and leads-dlq publishers
 	gauge   metric.Registration // leadpipe.dlq.open (infra/monitoring.tf)
 }
 
@@ -65,9 +66,9 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 		return nil, fmt.Errorf("PII_HASH_KEY: %w", err)
 	}
 	opts := replay.Options{OutboxGrace: cfg.ReplayOutboxGrace, Hasher: hasher}
+	var sources *renormalize.File
 	if cfg.SourcesFile != "" {
-		sources, err := renormalize.LoadFile(cfg.SourcesFile, hasher)
-		if err != nil {
+		if sources, err = renormalize.LoadFile(cfg.SourcesFile, hasher); err != nil {
 			return nil, err
 		}
 		opts.Renormalizer = renormalize.New(sources, raw)
@@ -115,6 +116,8 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 	reader := views.New(st, raw, cfg.RawReaders, hasher)
 	(&api.API{Views: reader, Replayer: rp, Jobs: jobs, Auto: auto}).Register(mux, auth.Require(authn))
 	(&triage.Page{Views: reader, Replayer: rp, Jobs: jobs, Authn: authn, Sessions: sessions}).Register(mux)
+	rec, stopRec := newReconcile(deps.PubSub, st, raw, sources, hasher, cfg)
+	rec.Register(mux, auth.Require(authn))
 
 	mp := deps.MeterProvider
 	if mp == nil {
@@ -122,11 +125,12 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 	}
 	gauge, err := dlq.ObserveOpen(mp.Meter(meterName), st)
 	if err != nil {
+		stopRec()
 		return nil, fmt.Errorf("dlq open gauge: %w", err)
 	}
 
 	bg, stopBG := context.WithCancel(ctx)
-	s := &Service{handler: telemetry.Handler(mux), stopBG: stopBG, done: make(chan struct{}), topic: topic, gauge: gauge}
+	s := &Service{handler: telemetry.Handler(mux), stopBG: stopBG, done: make(chan struct{}), topic: topic, stopRec: stopRec, gauge: gauge}
 	go func() {
 		defer close(s.done)
 		background(bg, jobs, auto, cfg.AutoReplayInterval)
@@ -139,11 +143,12 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (*Service, error) {
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Close stops the bulk jobs and the auto-replay ticker, waits for them, and flushes the leads
-// publisher.
+// publishers (replays' and reconcile's).
 func (s *Service) Close() error {
 	s.stopBG()
 	<-s.done
 	s.topic.Stop()
+	s.stopRec()
 	return s.gauge.Unregister()
 }
 

@@ -21,6 +21,7 @@ type Message struct {
 	Attributes      map[string]string
 	FailureClass    failure.Class
 	ErrorMessage    string // no personal data
+	Reason          store.ReasonCode
 	AttemptCount    int
 	FirstReceivedAt time.Time
 	LastAttemptAt   time.Time
@@ -33,7 +34,7 @@ func FromDoc(data []byte, attrs map[string]string, doc store.EventDoc) Message {
 		first = doc.FirstAttemptAt
 	}
 	return Message{Data: data, Attributes: attrs, FailureClass: doc.FailureClass, ErrorMessage: doc.ErrorMessage,
-		AttemptCount: doc.Attempts, FirstReceivedAt: first, LastAttemptAt: doc.LastAttemptAt}
+		Reason: doc.Reason, AttemptCount: doc.Attempts, FirstReceivedAt: first, LastAttemptAt: doc.LastAttemptAt}
 }
 
 // Publisher publishes to one topic; safe for concurrent use.
@@ -59,6 +60,9 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	attrs[pushmsg.AttrErrorMessage] = m.ErrorMessage
 	attrs[pushmsg.AttrAttemptCount] = strconv.Itoa(m.AttemptCount)
 	attrs[pushmsg.AttrQuarantinedBy] = string(store.ByProcessor)
+	if m.Reason != "" {
+		attrs[pushmsg.AttrReason] = string(m.Reason)
+	}
 	if !m.FirstReceivedAt.IsZero() {
 		attrs[pushmsg.AttrFirstReceivedAt] = m.FirstReceivedAt.UTC().Format(time.RFC3339Nano)
 	}

@@ -1,33 +1,50 @@
 // Package enrich fills thin events (ids only, e.g. Meta Lead Ads) from their source before the
-// CRM write: for Enrich.Provider "meta_graph" it reads GET {graph}/{version}/{leadgen_id} (the
-// access token in an Authorization header, never in the URL) and maps field_data into identity
-// and attributes. A thin event whose provider is not configured is quarantined, never written
-// empty. It runs as a crm.Middleware, inside the retry
-// middleware, so a Graph API hiccup is retried like a CRM one.
+// CRM write: for Enrich.Provider "meta_graph" it reads the lead archived next to the raw webhook
+// (archive.FetchedName) or, when there is none, GET {graph}/{version}/{leadgen_id} through
+// common/metagraph (the access token in an Authorization header, never in the URL; the lead is
+// then archived, write-once), and maps field_data into identity and attributes. A replay or
+// redelivery so needs the Graph API no more. A thin event whose provider is not configured is
+// quarantined, never written empty. It runs as a crm.Middleware, inside the retry middleware, so
+// a Graph API hiccup is retried like a CRM one; Graph failures come classified from metagraph
+// (expired token: auth; rate limit: retryable, After from Meta's usage headers; lead gone:
+// permanent).
 package enrich
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
+	"cloud.google.com/go/storage"
+
+	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
+	"github.com/leadpipe/leadpipe/common/logging"
+	"github.com/leadpipe/leadpipe/common/mapping"
+	"github.com/leadpipe/leadpipe/common/metagraph"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
 )
 
-// Meta reads leads from the Graph API.
+// Fetched stores fetched leads; *archive.Archive implements it.
+type Fetched interface {
+	GetFetched(ctx context.Context, source, provider, id string) (*archive.Fetched, error)
+	PutFetched(ctx context.Context, f *archive.Fetched) (string, error)
+}
+
+var _ Fetched = (*archive.Archive)(nil)
+
+// Meta reads leads from the archive, else from the Graph API.
 type Meta struct {
 	BaseURL     string // e.g. https://graph.facebook.com
 	Version     string // e.g. v19.0
 	AccessToken string
 	HTTPClient  *http.Client
+	// Archive holds fetched leads; nil reads the Graph API every time.
+	Archive Fetched
 }
 
 // Routes are the Graph API requests Meta sends, for telemetry.ClientTransport.
@@ -36,46 +53,36 @@ var Routes = []string{"GET /{version}/{leadgen_id}"}
 // ErrNotConfigured: a thin event needs a provider this processor has no credentials for.
 var ErrNotConfigured = errors.New("enrichment provider not configured")
 
-type graphLead struct {
-	FieldData []struct {
-		Name   string   `json:"name"`
-		Values []string `json:"values"`
-	} `json:"field_data"`
-}
-
-// Lead fetches one lead and returns its fields by name (first value).
-func (m *Meta) Lead(ctx context.Context, leadgenID string) (map[string]string, error) {
-	hc := m.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
-	}
-	u := fmt.Sprintf("%s/%s/%s?fields=created_time,field_data,form_id,ad_id",
-		strings.TrimRight(m.BaseURL, "/"), m.Version, url.PathEscape(leadgenID))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, failure.Wrap(failure.Permanent, err, "meta graph: build request")
-	}
-	req.Header.Set("Authorization", "Bearer "+m.AccessToken)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, crm.ClassifyTransport(ctx, "meta graph", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return nil, crm.ClassifyStatus(resp.StatusCode, resp.Header, fmt.Sprintf("meta graph %d", resp.StatusCode))
-	}
-	var l graphLead
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&l); err != nil {
-		return nil, failure.Wrap(failure.Permanent, err, "meta graph: undecodable lead")
-	}
-	out := map[string]string{}
-	for _, f := range l.FieldData {
-		if len(f.Values) > 0 {
-			out[f.Name] = f.Values[0]
+// Lead returns the fields by name (first value) of source's lead leadgenID: the archived copy
+// if there is one, else the Graph API's answer, archived for next time. An archive that cannot
+// be read or written is logged and passed by: the Graph API is the source of truth.
+func (m *Meta) Lead(ctx context.Context, source, leadgenID string) (map[string]string, error) {
+	log := logging.FromContext(ctx)
+	if m.Archive != nil {
+		f, err := m.Archive.GetFetched(ctx, source, mapping.EnrichMetaGraph, leadgenID)
+		switch {
+		case err == nil:
+			var l metagraph.Lead
+			if err := json.Unmarshal(f.Body, &l); err == nil {
+				return l.Fields(), nil
+			}
+			log.WarnContext(ctx, "enrich: archived lead undecodable, reading the Graph API", "leadgen_id", leadgenID)
+		case !errors.Is(err, storage.ErrObjectNotExist):
+			log.WarnContext(ctx, "enrich: archive unreadable, reading the Graph API", "leadgen_id", leadgenID, "error", err.Error())
 		}
 	}
-	return out, nil
+	c := &metagraph.Client{BaseURL: m.BaseURL, Version: m.Version, AccessToken: m.AccessToken, HTTPClient: m.HTTPClient}
+	l, body, err := c.Lead(ctx, leadgenID)
+	if err != nil {
+		return nil, err
+	}
+	if m.Archive != nil {
+		if _, err := m.Archive.PutFetched(ctx, &archive.Fetched{Source: source, Provider: mapping.EnrichMetaGraph, ID: leadgenID,
+			FetchedAt: time.Now().UTC(), Body: body}); err != nil {
+			log.WarnContext(ctx, "enrich: fetched lead not archived", "leadgen_id", leadgenID, "error", err.Error())
+		}
+	}
+	return l.Fields(), nil
 }
 
 // Middleware enriches events marked for provider meta_graph and passes every event on. An
@@ -99,7 +106,7 @@ func Middleware(m *Meta) crm.Middleware {
 			if id == "" {
 				return crm.Result{}, failure.New(failure.Permanent, 0, "enrich: no leadgen_id")
 			}
-			fields, err := m.Lead(ctx, id)
+			fields, err := m.Lead(ctx, ev.Source, id)
 			if err != nil {
 				return crm.Result{}, err
 			}

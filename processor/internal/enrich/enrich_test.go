@@ -3,11 +3,16 @@ package enrich
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
+	"cloud.google.com/go/storage"
+
+	"github.com/leadpipe/leadpipe/common/archive"
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
@@ -44,6 +49,78 @@ func TestMetaEnrichment(t *testing.T) {
 	}
 }
 
+// memArchive is an in-memory Fetched with the archive's write-once and not-found behaviour.
+type memArchive struct {
+	mu   sync.Mutex
+	objs map[string]*archive.Fetched
+	puts int
+}
+
+func (a *memArchive) GetFetched(_ context.Context, source, provider, id string) (*archive.Fetched, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f, ok := a.objs[archive.FetchedName(source, provider, id)]
+	if !ok {
+		return nil, fmt.Errorf("read: %w", storage.ErrObjectNotExist)
+	}
+	return f, nil
+}
+
+func (a *memArchive) PutFetched(_ context.Context, f *archive.Fetched) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	name := archive.FetchedName(f.Source, f.Provider, f.ID)
+	if _, ok := a.objs[name]; !ok {
+		a.objs[name] = f
+		a.puts++
+	}
+	return "gs://b/" + name, nil
+}
+
+// TestEnrichReadsTheArchiveFirst: the first enrichment reads the Graph API and archives the
+// lead; with the Graph API down, a second enrichment (a replay) still gets the fields.
+func TestEnrichReadsTheArchiveFirst(t *testing.T) {
+	fake, err := fakecrm.Start(fakecrm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	fixture, err := os.ReadFile("testdata/meta_graph_lead.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.SetMetaLead("900100000000001", fixture)
+	ar := &memArchive{objs: map[string]*archive.Fetched{}}
+	var got []*event.Event
+	up := Middleware(&Meta{BaseURL: fake.URL(), Version: "v19.0", AccessToken: "t", Archive: ar})(crm.Func(func(_ context.Context, ev *event.Event) (crm.Result, error) {
+		got = append(got, ev)
+		return crm.Result{}, nil
+	}))
+	ev := &event.Event{Source: "meta", Enrich: &event.Enrichment{Provider: "meta_graph", Refs: map[string]string{"leadgen_id": "900100000000001"}}}
+	if _, err := up.Upsert(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if ar.puts != 1 {
+		t.Fatalf("archived %d times, want 1", ar.puts)
+	}
+	fake.SetMetaFaults(fakecrm.MetaFaults{Outage: true})
+	calls := len(fake.Calls())
+	if _, err := up.Upsert(context.Background(), ev); err != nil {
+		t.Fatalf("with the Graph API down: %v", err)
+	}
+	if n := len(fake.Calls()) - calls; n != 0 {
+		t.Errorf("second enrichment called the Graph API %d times, want 0", n)
+	}
+	if len(got) != 2 || got[1].Identity.Email != "alex.rivera@example.com" || got[1].Attributes["company"] != "Rivera Labs" {
+		t.Errorf("replayed enrichment: got %+v", got[len(got)-1])
+	}
+	// Without an archived copy the outage is the Graph API's retryable failure.
+	other := &event.Event{Source: "meta", Enrich: &event.Enrichment{Provider: "meta_graph", Refs: map[string]string{"leadgen_id": "900100000000002"}}}
+	if _, err := up.Upsert(context.Background(), other); !failure.Is(err, failure.Retryable) {
+		t.Errorf("not archived, Graph down: got %v, want retryable", err)
+	}
+}
+
 // TestGraphTokenTravelsInAHeader: the Graph API request carries the access token in its
 // Authorization header and nothing of it in the URL.
 func TestGraphTokenTravelsInAHeader(t *testing.T) {
@@ -59,7 +136,7 @@ func TestGraphTokenTravelsInAHeader(t *testing.T) {
 		return http.DefaultTransport.RoundTrip(r)
 	})}
 	m := &Meta{BaseURL: fake.URL(), Version: "v19.0", AccessToken: token, HTTPClient: hc}
-	if _, err := m.Lead(context.Background(), "900100000000009"); err != nil {
+	if _, err := m.Lead(context.Background(), "meta", "900100000000009"); err != nil {
 		t.Fatal(err)
 	}
 	if len(seen) != 1 {

@@ -170,7 +170,8 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	}
 	var tries atomic.Int32
 	start := time.Now()
-	res, cerr := route.Upserter.Upsert(retry.WithCounter(ctx, &tries), &ev)
+	// The lease rides along so the identity step in the chain can fence its store writes.
+	res, cerr := route.Upserter.Upsert(store.WithLease(retry.WithCounter(ctx, &tries), lease), &ev)
 	att.Tries = int(tries.Load())
 	// The verdict is written even when the push request was cancelled: the CRM call happened.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

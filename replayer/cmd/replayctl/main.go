@@ -1,7 +1,7 @@
 // Command replayctl is the operators' CLI over the replayer's API: list, find, show, replay,
-// bulk-replay (with a progress bar on a terminal), discard and audit. REPLAYER_URL and
-// REPLAYER_TOKEN (or --url, --token) say where and as whom. Record ids may be given in full or
-// as the 12-character short ids the lists show.
+// bulk-replay (with a progress bar on a terminal), discard, audit and reconcile. REPLAYER_URL
+// and REPLAYER_TOKEN (or --url, --token) say where and as whom. Record ids may be given in full
+// or as the 12-character short ids the lists show.
 package main
 
 import (
@@ -53,6 +53,7 @@ Commands:
                 (needs --reason, except with --dry-run)
   discard ID    discard one record (needs --reason)
   audit         who did what and why, newest first (filters: --actor, --action, --target ID)
+  reconcile     take in the leads of a Meta form the pipeline never received (needs --reason)
 
 IDs: the full 64-character id or its first 12 characters (what list, find and the page show).
 Environment: REPLAYER_URL (default http://127.0.0.1:8083), REPLAYER_TOKEN (make dev prints
@@ -100,6 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.bulk(ctx, rest, stderr)
 	case "audit":
 		return c.audit(ctx, rest, stderr)
+	case "reconcile":
+		return c.reconcile(ctx, rest, stderr)
 	case "help", "-h", "--help":
 		g.Usage()
 		return nil

@@ -56,11 +56,16 @@ func TestMain(m *testing.M) {
 		}
 		defer fs.Close()
 		st = store.New(fs)
+		vars, stopGraph, err := reconcileEnv()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer stopGraph()
+		vars["AUTH_MODE"], vars["REPLAYER_TOKENS"], vars["PUSH_AUTH"], vars["REPLAY_RATE_PER_SEC"] = "static", token+"=ops", "none", "100"
 		done := make(chan error, 1)
 		go func() {
-			done <- service.Run(ctx, env.Lookuper(map[string]string{
-				"AUTH_MODE": "static", "REPLAYER_TOKENS": token + "=ops", "PUSH_AUTH": "none", "REPLAY_RATE_PER_SEC": "100",
-			}), srv)
+			done <- service.Run(ctx, env.Lookuper(vars), srv)
 		}()
 		code := m.Run()
 		cancel()
@@ -192,7 +197,7 @@ func TestCLIHelpfulErrors(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"list", "find", "show", "replay", "bulk-replay", "discard", "audit"} {
+	for _, cmd := range []string{"list", "find", "show", "replay", "bulk-replay", "discard", "audit", "reconcile"} {
 		var out bytes.Buffer
 		err := run(context.Background(), []string{cmd, "--help"}, &out, &out)
 		if err == nil || !strings.Contains(out.String(), "replayctl "+cmd) || !strings.Contains(out.String(), "Flags:") {

@@ -36,6 +36,7 @@ type Reason struct {
 	Source          store.Origin
 	Class           failure.Class
 	Message         string
+	Code            store.ReasonCode
 	AttemptCount    int
 	FirstReceivedAt time.Time
 	LastAttemptAt   time.Time
@@ -55,6 +56,7 @@ func ReasonFrom(attrs map[string]string, doc *store.EventDoc, publishTime time.T
 		}
 		r.Class = failure.Class(attrs[pushmsg.AttrFailureClass])
 		r.Message = attrs[pushmsg.AttrErrorMessage]
+		r.Code = store.ReasonCode(attrs[pushmsg.AttrReason])
 		r.AttemptCount, _ = strconv.Atoi(attrs[pushmsg.AttrAttemptCount])
 		r.FirstReceivedAt = parseTime(attrs[pushmsg.AttrFirstReceivedAt])
 		r.LastAttemptAt = parseTime(attrs[pushmsg.AttrLastAttemptAt])
@@ -64,7 +66,7 @@ func ReasonFrom(attrs map[string]string, doc *store.EventDoc, publishTime time.T
 		r.Class = failure.Retryable
 		r.Message = fmt.Sprintf("dead-lettered by Pub/Sub after %d delivery attempts", n)
 		if doc != nil && doc.FailureClass.Valid() {
-			r.Class = doc.FailureClass
+			r.Class, r.Code = doc.FailureClass, doc.Reason
 			if doc.ErrorMessage != "" {
 				r.Message = doc.ErrorMessage + " (" + r.Message + ")"
 			}
@@ -75,7 +77,7 @@ func ReasonFrom(attrs map[string]string, doc *store.EventDoc, publishTime time.T
 		r.Class = ClassUnknown
 		r.Message = "no reason given"
 		if doc != nil && doc.FailureClass != "" {
-			r.Class = doc.FailureClass
+			r.Class, r.Code = doc.FailureClass, doc.Reason
 			r.Message = doc.ErrorMessage
 		}
 	}
@@ -129,7 +131,7 @@ func Merge(cur *store.DLQRecord, base store.DLQRecord, r Reason, now time.Time, 
 		rec.FirstReceivedAt = r.FirstReceivedAt
 		rec.LastAttemptAt = r.LastAttemptAt
 		rec.AttemptCount = r.AttemptCount
-		rec.FailureClass, rec.ErrorMessage, rec.ReasonSource = r.Class, r.Message, r.Source
+		rec.FailureClass, rec.ErrorMessage, rec.ReasonSource, rec.Reason = r.Class, r.Message, r.Source, r.Code
 		rec.DeadLetterCount = 1
 		rec.LastDeadLetteredAt = now
 		rec.Status = store.DLQOpen
@@ -156,11 +158,11 @@ func Merge(cur *store.DLQRecord, base store.DLQRecord, r Reason, now time.Time, 
 		rec.Status = store.DLQOpen
 		rec.StatusChangedAt = now
 		rec.StatusChangedBy = ""
-		rec.FailureClass, rec.ErrorMessage, rec.ReasonSource = r.Class, r.Message, r.Source
+		rec.FailureClass, rec.ErrorMessage, rec.ReasonSource, rec.Reason = r.Class, r.Message, r.Source, r.Code
 		return &rec
 	}
 	if rank(r.Source) >= rank(rec.ReasonSource) {
-		rec.FailureClass, rec.ErrorMessage, rec.ReasonSource = r.Class, r.Message, r.Source
+		rec.FailureClass, rec.ErrorMessage, rec.ReasonSource, rec.Reason = r.Class, r.Message, r.Source, r.Code
 	}
 	return &rec
 }

@@ -62,9 +62,13 @@ func New(cfg Config) *Client {
 }
 
 // idProperty picks the unique property and its value: routing.upsert_key when set ("email"
-// means the email), else email when present, else DefaultIDProperty with the external id.
-func idProperty(ev *event.Event, h *pii.Hasher) (string, string) {
+// means the email), else DefaultIDProperty with the canonical contact key when the identity
+// step resolved one, else email when present, else DefaultIDProperty with the external id.
+func idProperty(ctx context.Context, ev *event.Event, h *pii.Hasher) (string, string) {
+	_, resolved := crm.ContactOf(ctx)
 	switch k := ev.Routing.UpsertKey; {
+	case k == "" && resolved:
+		return DefaultIDProperty, crm.ExternalID(ev, h)
 	case k == "email" || (k == "" && ev.Identity.Email != ""):
 		return "email", strings.ToLower(ev.Identity.Email)
 	case k != "":
@@ -79,7 +83,7 @@ func (c *Client) Upsert(ctx context.Context, ev *event.Event) (crm.Result, error
 	if object == "" {
 		object = DefaultObject
 	}
-	prop, id := idProperty(ev, c.cfg.Hasher)
+	prop, id := idProperty(ctx, ev, c.cfg.Hasher)
 	if id == "" {
 		return crm.Result{}, failure.New(failure.Permanent, 0, "hubspot: upsert key "+prop+" has no value")
 	}
@@ -176,7 +180,7 @@ func classify(resp *http.Response, raw []byte, updateOnly bool) error {
 		return fe
 	case http.StatusNotFound:
 		if updateOnly {
-			return failure.New(failure.Permanent, st, "hubspot 404: update-only event and no record matches")
+			return &failure.Error{Class: failure.Permanent, Code: st, Message: "hubspot 404: update-only event and no record matches", Err: failure.ErrNoMatch}
 		}
 	}
 	return crm.ClassifyStatus(st, resp.Header, msg)

@@ -93,7 +93,8 @@ func (c *Client) Upsert(ctx context.Context, ev *event.Event) (crm.Result, error
 	if ev.Routing.Mode == event.ModeUpdateOnly {
 		u += "?updateOnly=true"
 	}
-	body, err := json.Marshal(fields(ev))
+	resolved, _ := crm.ContactOf(ctx)
+	body, err := json.Marshal(fields(ev, resolved.Known))
 	if err != nil {
 		return crm.Result{}, failure.Wrap(failure.Permanent, err, "salesforce: encode record")
 	}
@@ -180,7 +181,7 @@ func classify(resp *http.Response, raw []byte, updateOnly bool) error {
 		// The org's API budget is spent: a rate limit, not a credentials problem.
 		return &failure.Error{Class: failure.Retryable, Code: st, After: max(crm.RetryAfter(resp.Header), time.Minute), Message: msg}
 	case st == http.StatusNotFound && updateOnly:
-		return failure.New(failure.Permanent, st, "salesforce 404: update-only event and no record matches")
+		return &failure.Error{Class: failure.Permanent, Code: st, Message: "salesforce 404: update-only event and no record matches", Err: failure.ErrNoMatch}
 	case st == http.StatusBadRequest && (code == "UNABLE_TO_LOCK_ROW" || code == "DUPLICATE_VALUE"):
 		return failure.New(failure.Conflict, st, msg)
 	}
@@ -249,13 +250,18 @@ func (c *Client) dropToken(tok string) {
 	}
 }
 
-// fields maps the normalized event to Lead fields.
-func fields(ev *event.Event) map[string]any {
+// fields maps the normalized event to Lead fields. known says the pipeline wrote the contact
+// before (crm.Contact.Known): the write is an update, so no placeholder may blank a real value
+// and LeadSource stays the source that created the lead.
+func fields(ev *event.Event, known bool) map[string]any {
 	a := ev.Attributes
 	f := map[string]any{
 		"LastName":   orDefault(a["last_name"], placeholder),
 		"Company":    orDefault(a["company"], placeholder),
 		"LeadSource": ev.Source,
+	}
+	if known {
+		delete(f, "LeadSource")
 	}
 	if v := a["first_name"]; v != "" {
 		f["FirstName"] = v
@@ -266,7 +272,7 @@ func fields(ev *event.Event) map[string]any {
 	if v := ev.Identity.PhoneE164; v != "" {
 		f["Phone"] = v
 	}
-	if ev.Routing.Mode == event.ModeUpdateOnly {
+	if ev.Routing.Mode == event.ModeUpdateOnly || known {
 		// An update must not blank real values with placeholders.
 		for _, k := range []string{"LastName", "Company"} {
 			if f[k] == placeholder {

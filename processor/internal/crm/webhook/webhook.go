@@ -75,7 +75,7 @@ func (c *Client) Upsert(ctx context.Context, ev *event.Event) (crm.Result, error
 	_ = json.Unmarshal(raw, &e)
 	msg := fmt.Sprintf("webhook %d %s", resp.StatusCode, e.Code)
 	if resp.StatusCode == http.StatusNotFound && ev.Routing.Mode == event.ModeUpdateOnly {
-		return crm.Result{}, failure.New(failure.Permanent, resp.StatusCode, "webhook 404: update-only event and no record matches")
+		return crm.Result{}, &failure.Error{Class: failure.Permanent, Code: resp.StatusCode, Message: "webhook 404: update-only event and no record matches", Err: failure.ErrNoMatch}
 	}
 	return crm.Result{}, crm.ClassifyStatus(resp.StatusCode, resp.Header, msg)
 }

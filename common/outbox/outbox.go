@@ -1,5 +1,7 @@
 // Package outbox publishes persisted events: to `leads` for events to process, to `leads-dlq`
-// for events ingest quarantined. The event document is the outbox entry: outbox_due_at is set
+// for events ingest quarantined. Ingest (webhook deliveries and the sweep) and the replayer's
+// reconcile use it, so an event is published the same way whoever took it in; its metrics
+// keep their leadpipe.ingest.* names. The event document is the outbox entry: outbox_due_at is set
 // when it is created and removed by MarkPublished, so an event whose publish failed (or whose
 // instance died) is published later by Sweep.
 //
