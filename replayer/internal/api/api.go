@@ -42,6 +42,7 @@ func (a *API) Register(mux *http.ServeMux, authn func(http.Handler) http.Handler
 	}
 	h("GET /v1/overview", a.overview)
 	h("GET /v1/events", a.find)
+	h("GET /v1/identity-conflicts", a.identityConflicts)
 	h("GET /v1/dlq", a.list)
 	h("GET /v1/dlq/{id}", a.get)
 	h("POST /v1/dlq/{idaction}", a.action)
@@ -306,6 +307,25 @@ func (a *API) overview(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, o)
+	return nil
+}
+
+// identityConflicts serves GET /v1/identity-conflicts?limit=N: the newest identity conflicts the
+// processor recorded (one email and one phone pointing at two contacts), newest first.
+func (a *API) identityConflicts(w http.ResponseWriter, r *http.Request) error {
+	limit := 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			return badf("limit must be 1..500")
+		}
+		limit = n
+	}
+	cs, err := a.Views.IdentityConflicts(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conflicts": cs})
 	return nil
 }
 

@@ -283,3 +283,14 @@ func isHex(s string) bool {
 	}
 	return s != ""
 }
+
+// IdentityConflicts lists the newest identity conflicts (an identifier of an event already
+// indexed to another contact: the event went to the kept contact, the rule is recorded), at
+// most limit. Tokens are keyed hashes; no personal data.
+func (r *Reader) IdentityConflicts(ctx context.Context, limit int) ([]store.IdentityConflict, error) {
+	cs, err := r.st.ListIdentityConflicts(ctx, limit)
+	if cs == nil && err == nil {
+		cs = []store.IdentityConflict{}
+	}
+	return cs, err
+}
