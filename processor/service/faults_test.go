@@ -24,10 +24,14 @@ func TestCrashBetweenCRMCallAndResultWrite(t *testing.T) {
 	fake.SetFaults(fakecrm.Faults{LatencyMS: 700})
 	ev := newEvent("crash")
 	publish(t, ev)
-	waitFor(t, 10*time.Second, "claim", func() bool { d := doc(t, ev); return d != nil && d.State == store.StateProcessing })
-	// The CRM call is in flight; the next Commit is the result write: it fails, as if the
-	// instance died right after the CRM answered.
-	env.Firestore.Faults().FailNext("Commit", 1, codes.Internal)
+	// Claimed and its contact resolved (the identity step's commit before the CRM call): the
+	// CRM calls are in flight (700 ms each). The next two Commits are the contact's provenance
+	// and the result write: both fail, as if the instance died right after the CRM answered.
+	waitFor(t, 10*time.Second, "claim and contact", func() bool {
+		d := doc(t, ev)
+		return d != nil && d.State == store.StateProcessing && d.Contact != nil
+	})
+	env.Firestore.Faults().FailNext("Commit", 2, codes.Internal)
 	t.Cleanup(env.ClearFaults)
 	waitState(t, 30*time.Second, []*event.Event{ev}, store.StateSucceeded)
 	d := doc(t, ev)

@@ -105,7 +105,7 @@ func TestSamePersonTwoSourcesOneRecord(t *testing.T) {
 	var wg sync.WaitGroup
 	var pairs [][2]*event.Event
 	for i := range people {
-		e1 := personEvent("form", fmt.Sprintf("Grace%dHopper@gmail.com", i), fmt.Sprintf("+1 (415) 555-01%02d", i), t0, map[string]string{"last_name": "Hopper"})
+		e1 := personEvent("form", fmt.Sprintf("Grace%dHopper@gmail.com", i), fmt.Sprintf("+1 415 555 01%02d", i), t0, map[string]string{"last_name": "Hopper"})
 		e2 := personEvent("crmsync", fmt.Sprintf("grace%d.hopper+ads@GMAIL.com", i), fmt.Sprintf("+1415555%04d", 100+i), t0, map[string]string{"first_name": "Grace"})
 		pairs = append(pairs, [2]*event.Event{e1, e2})
 	}
