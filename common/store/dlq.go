@@ -88,23 +88,7 @@ func (s *Store) ListDLQ(ctx context.Context, f DLQFilter, pageSize int, pageToke
 	if pageSize <= 0 {
 		pageSize = 50
 	}
-	q := s.fs.Collection(collDLQ).Query
-	if f.Source != "" {
-		q = q.Where("source", "==", f.Source)
-	}
-	if f.FailureClass != "" {
-		q = q.Where("failure_class", "==", f.FailureClass)
-	}
-	if f.Status != "" {
-		q = q.Where("status", "==", f.Status)
-	}
-	if !f.Since.IsZero() {
-		q = q.Where("created_at", ">=", f.Since)
-	}
-	if !f.Until.IsZero() {
-		q = q.Where("created_at", "<", f.Until)
-	}
-	q = q.OrderBy("created_at", firestore.Desc).OrderBy(firestore.DocumentID, firestore.Desc)
+	q := s.dlqQuery(f).OrderBy("created_at", firestore.Desc).OrderBy(firestore.DocumentID, firestore.Desc)
 	if pageToken != "" {
 		c, err := decodeCursor(pageToken)
 		if err != nil {
@@ -188,4 +172,25 @@ func (s *Store) CountDLQ(ctx context.Context, statusFilter DLQStatus, limit int)
 		out = append(out, DLQCount{FailureClass: k.class, Source: k.source, Count: counts[k]})
 	}
 	return out, n > limit, nil
+}
+
+// dlqQuery is the query of the DLQ records f matches, shared by the list and its count.
+func (s *Store) dlqQuery(f DLQFilter) firestore.Query {
+	q := s.fs.Collection(collDLQ).Query
+	if f.Source != "" {
+		q = q.Where("source", "==", f.Source)
+	}
+	if f.FailureClass != "" {
+		q = q.Where("failure_class", "==", f.FailureClass)
+	}
+	if f.Status != "" {
+		q = q.Where("status", "==", f.Status)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("created_at", ">=", f.Since)
+	}
+	if !f.Until.IsZero() {
+		q = q.Where("created_at", "<", f.Until)
+	}
+	return q
 }

@@ -38,23 +38,7 @@ func (s *Store) CountDLQStatus(ctx context.Context, status DLQStatus, class fail
 
 // CountDLQFilter counts the records a DLQ filter matches (the preview of a bulk action).
 func (s *Store) CountDLQFilter(ctx context.Context, f DLQFilter) (int64, error) {
-	q := s.fs.Collection(collDLQ).Query
-	if f.Source != "" {
-		q = q.Where("source", "==", f.Source)
-	}
-	if f.FailureClass != "" {
-		q = q.Where("failure_class", "==", f.FailureClass)
-	}
-	if f.Status != "" {
-		q = q.Where("status", "==", f.Status)
-	}
-	if !f.Since.IsZero() {
-		q = q.Where("created_at", ">=", f.Since)
-	}
-	if !f.Until.IsZero() {
-		q = q.Where("created_at", "<", f.Until)
-	}
-	return count(ctx, q, "count dlq")
+	return count(ctx, s.dlqQuery(f), "count dlq")
 }
 
 func count(ctx context.Context, q firestore.Query, op string) (int64, error) {
