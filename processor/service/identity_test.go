@@ -152,7 +152,7 @@ func TestOlderLowTrustAfterNewerHighTrust(t *testing.T) {
 	reset(t)
 	url := startIdentityProcessor(t)
 	t1 := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
-	newer := personEvent("crmsync", "Marie.Curie@example.org", "+33 1 23 45 67 89", t1,
+	newer := personEvent("crmsync", "Marie.Curie@example.org", "+33 123 456 789", t1,
 		map[string]string{"first_name": "Marie", "last_name": "Curie", "company": "Sorbonne"})
 	older := personEvent("form", "m.curie@example.org", "+33123456789", t1.Add(-time.Hour),
 		map[string]string{"first_name": "M.", "last_name": "", "company": "Old Lab", "utm_source": "poster"})
@@ -174,7 +174,7 @@ func TestOlderLowTrustAfterNewerHighTrust(t *testing.T) {
 	if rec == nil || len(fake.Records()) != 1 {
 		t.Fatalf("want one record keyed %s, have %v", d.Contact.Key, fake.Records())
 	}
-	for f, want := range map[string]string{"FirstName": "Marie", "LastName": "Curie", "Company": "Sorbonne", "Email": "Marie.Curie@example.org", "Phone": "+33 1 23 45 67 89", "LeadSource": "crmsync"} {
+	for f, want := range map[string]string{"FirstName": "Marie", "LastName": "Curie", "Company": "Sorbonne", "Email": "Marie.Curie@example.org", "Phone": "+33 123 456 789", "LeadSource": "crmsync"} {
 		if got := rec.Fields[f]; got != want {
 			t.Errorf("CRM %s = %v, want %q (the newer high-trust value)", f, got, want)
 		}
