@@ -33,6 +33,10 @@ processor_env = {
   SALESFORCE_INSTANCE_URL = "https://example.my.salesforce.com"
   SALESFORCE_TOKEN_URL    = "https://login.salesforce.com/services/oauth2/token"
 }
+reconcile_forms = ["meta:1234567890123"]
+replayer_secret_env = {
+  META_ACCESS_TOKEN = "leadpipe-meta-graph-token"
+}
 `
 
 // contract is one service's side: its config struct and the variables it reads outside it.

@@ -133,6 +133,26 @@ resource "google_storage_bucket_iam_member" "replayer_raw_viewer" {
   member = google_service_account.replayer.member
 }
 
+# Reconcile archives the leads it takes in (write-once), and the processor reads and archives
+# fetched Meta leads next to the raw webhook (write-once), so a replay needs no Graph call.
+resource "google_storage_bucket_iam_member" "replayer_raw_creator" {
+  bucket = google_storage_bucket.raw.name
+  role   = "roles/storage.objectCreator"
+  member = google_service_account.replayer.member
+}
+
+resource "google_storage_bucket_iam_member" "processor_raw_viewer" {
+  bucket = google_storage_bucket.raw.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.processor.member
+}
+
+resource "google_storage_bucket_iam_member" "processor_raw_creator" {
+  bucket = google_storage_bucket.raw.name
+  role   = "roles/storage.objectCreator"
+  member = google_service_account.processor.member
+}
+
 # --- Pub/Sub ------------------------------------------------------------------------------------
 
 # Every Pub/Sub grant, in one place (tests/pubsub.tftest.hcl asserts over them):

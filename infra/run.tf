@@ -58,7 +58,7 @@ locals {
         AUTH_MODE               = "oidc"
         AUTH_AUDIENCE           = local.service_urls.replayer
         AUTH_ALLOWED_PRINCIPALS = join(",", concat([google_service_account.scheduler.email], var.replayer_allowed_principals))
-      }, var.replayer_env)
+      }, length(var.reconcile_forms) > 0 ? { RECONCILE_FORMS = join(",", var.reconcile_forms) } : {}, var.replayer_env)
       secret_env = merge(local.common_secret_env, var.replayer_secret_env)
     }
   }

@@ -88,3 +88,32 @@ resource "google_cloud_scheduler_job" "replayer_resume_jobs" {
 
   depends_on = [google_project_service.apis]
 }
+
+# Reconcile with the source: lists the configured Meta forms' recent leads through the Graph API
+# and takes in any the webhooks never delivered (same idempotency keys, so nothing twice).
+resource "google_cloud_scheduler_job" "replayer_reconcile" {
+  count            = length(var.reconcile_forms) > 0 ? 1 : 0
+  project          = var.project_id
+  region           = local.scheduler_region
+  name             = "${var.name_prefix}-replayer-reconcile"
+  description      = "leadpipe: reconcile Meta lead forms with the pipeline"
+  schedule         = var.reconcile_schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "300s"
+
+  retry_config {
+    retry_count = 0
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${local.service_urls.replayer}/internal/reconcile"
+
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = local.service_urls.replayer
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}

@@ -276,6 +276,18 @@ variable "auto_replay_schedule" {
   default     = "*/5 * * * *"
 }
 
+variable "reconcile_forms" {
+  description = "Meta lead forms the scheduled reconcile covers, each \"source:form_id[:page_id]\" (RECONCILE_FORMS). Empty: no reconcile job. The replayer also needs META_ACCESS_TOKEN in replayer_secret_env."
+  type        = list(string)
+  default     = []
+}
+
+variable "reconcile_schedule" {
+  description = "Cron schedule of the replayer's reconcile with the source (POST /internal/reconcile); with the default RECONCILE_LOOKBACK of 2h an hourly run looks at every lead twice."
+  type        = string
+  default     = "0 * * * *"
+}
+
 variable "resume_jobs_schedule" {
   description = "Cron schedule of the replayer's resume of interrupted bulk replay jobs (POST /internal/replay-jobs/resume)."
   type        = string

@@ -8,7 +8,8 @@ mock_provider "google" {
 }
 
 variables {
-  project_id = "leadpipe-test"
+  project_id      = "leadpipe-test"
+  reconcile_forms = ["meta:1234567890123"]
 }
 
 run "access" {
@@ -66,7 +67,7 @@ run "access" {
 
   assert {
     condition = alltrue([
-      for j in [google_cloud_scheduler_job.replayer_auto_replay, google_cloud_scheduler_job.replayer_resume_jobs] :
+      for j in concat([google_cloud_scheduler_job.replayer_auto_replay, google_cloud_scheduler_job.replayer_resume_jobs], google_cloud_scheduler_job.replayer_reconcile) :
       j.http_target[0].oidc_token[0].service_account_email == google_service_account.scheduler.email &&
       j.http_target[0].oidc_token[0].audience == { for e in google_cloud_run_v2_service.svc["replayer"].template[0].containers[0].env : e.name => e.value }["AUTH_AUDIENCE"] &&
       contains(split(",", { for e in google_cloud_run_v2_service.svc["replayer"].template[0].containers[0].env : e.name => e.value }["AUTH_ALLOWED_PRINCIPALS"]), google_service_account.scheduler.email)
