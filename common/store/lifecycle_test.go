@@ -503,6 +503,7 @@ func TestReplayAndDiscardTransitions(t *testing.T) {
 // "Transaction lock timeout") or DEADLINE_EXCEEDED under contention is retried by the store's
 // own bounded policy, quickly; past the bound the error is ErrContended, classified retryable.
 func TestTransactionsRetryContention(t *testing.T) {
+	env.NeedEmbedded(t, "Firestore fault injection (lock-timeout ABORTED and DEADLINE_EXCEEDED reads); Google's emulator produces real contention in TestConcurrentClaimsOneWinner")
 	faults := env.Firestore.Faults()
 	t.Run("aborted reads", func(t *testing.T) {
 		st, _ := lifecycleStore(t)
