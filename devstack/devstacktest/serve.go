@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/config"
@@ -64,4 +65,21 @@ func (s *Service) Stop() error {
 		s.err = <-s.done
 	})
 	return s.err
+}
+
+// Eventually polls cond every 100 ms until it holds, or fails t after d with cond's last
+// message: the e2e suites' one way to wait on the pipeline.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %v; last: %s", what, d, last)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry/telemetrytest"
+	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/devstack/provision"
 	"github.com/leadpipe/leadpipe/devstack/stack"
@@ -202,19 +203,9 @@ func api(t *testing.T, method, path string, body any) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+var eventually = func(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not true after %v; last: %s", what, d, last)
+	devstacktest.Eventually(t, d, what, cond)
 }
 
 func stateIs(t *testing.T, s *store.Store, key string, want ...store.State) {

@@ -139,19 +139,9 @@ func fsClient(t *testing.T) *firestore.Client {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+var eventually = func(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not true after %v; last: %s", what, d, last)
+	devstacktest.Eventually(t, d, what, cond)
 }
 
 func eventState(t *testing.T, s *store.Store, key string) (*store.EventDoc, error) {
