@@ -132,6 +132,8 @@ type verdict struct {
 func (s *Server) crm(system string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
 		defer func() {
 			s.mu.Lock()
 			s.calls = append(s.calls, Call{System: system, Method: r.Method, Path: r.URL.Path, Status: rec.status, At: time.Now().UTC()})
@@ -345,3 +347,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// InFlight is the number of CRM requests being handled right now (waiting out injected latency
+// or being answered): a crash test kills a client while it is above zero.
+func (s *Server) InFlight() int { return int(s.inFlight.Load()) }

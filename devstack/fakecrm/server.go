@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -85,6 +86,9 @@ type Server struct {
 
 	metaGone   map[string]bool
 	metaFaults MetaFaults
+
+	// inFlight counts CRM requests being handled (latency included); see InFlight.
+	inFlight atomic.Int64
 }
 
 // Start listens on o.Addr and serves until Close.

@@ -52,6 +52,7 @@ type Server struct {
 	store  *store
 	txns   *txnTable
 	faults *Faults
+	counts *counter
 	log    *slog.Logger
 
 	stop      chan struct{}
@@ -80,12 +81,13 @@ func Start(opts Options) (*Server, error) {
 		store:  newStore(),
 		txns:   newTxnTable(opts.TxnIdleTimeout),
 		faults: newFaults(),
+		counts: newCounter(),
 		log:    opts.Logger,
 		stop:   make(chan struct{}),
 	}
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.faults.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.faults.streamInterceptor),
+		grpc.ChainUnaryInterceptor(s.counts.unaryInterceptor, s.faults.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.counts.streamInterceptor, s.faults.streamInterceptor),
 		grpc.MaxRecvMsgSize(math.MaxInt32),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 	)

@@ -29,6 +29,7 @@ import (
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/devstack/firestoreemu"
 	"github.com/leadpipe/leadpipe/devstack/gcsemu"
+	"github.com/leadpipe/leadpipe/devstack/procs"
 	"github.com/leadpipe/leadpipe/devstack/provision"
 	"github.com/leadpipe/leadpipe/devstack/pubsubemu"
 	ingest "github.com/leadpipe/leadpipe/ingest/service"
@@ -62,6 +63,17 @@ type Options struct {
 	// Env overrides service configuration (e.g. SALESFORCE_INSTANCE_URL to use a real sandbox).
 	// Values from the process environment with the same names also override the defaults.
 	Env map[string]string
+	// Processes runs ingest, the processor and the replayer as their own OS processes (the
+	// cmd binaries, built into BinDir) instead of goroutines of this process; see procmode.go.
+	Processes bool
+	// Processors is the number of processor processes in process mode (behind a round-robin
+	// proxy on the processor port). Default 1.
+	Processors int
+	// LogDir receives one log file per service process. Default .devstack/logs.
+	LogDir string
+	// BinDir is where the service binaries are built. Default the user cache directory's
+	// leadpipe-devstack/bin.
+	BinDir string
 	// Topology overrides for the subscriptions (tests use short backoffs).
 	Topology provision.Topology
 	// PushTimeout for the Pub/Sub emulator (0: the ack deadline).
@@ -88,6 +100,12 @@ type Stack struct {
 	DemoSource, DemoSecret, ReplayerToken string
 	// SourceSecrets are the example sources' secrets (name, value), exported for senders.
 	SourceSecrets [][2]string
+
+	// Ingest, Processors and Replayer are the service processes in process mode (nil
+	// otherwise). ProcessorURL is then the round-robin proxy in front of Processors.
+	Ingest     *procs.Service
+	Processors []*procs.Service
+	Replayer   *procs.Service
 
 	cancel context.CancelFunc
 	// stopTelemetry unpins and flushes the process-wide telemetry providers.
@@ -139,19 +157,30 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	if s.CRM, err = fakecrm.Start(fakecrm.Options{Addr: o.addr(o.Ports.CRM)}); err != nil {
 		return fail(err)
 	}
-	ingestSrv, err := server.New(o.addr(o.Ports.Ingest))
-	if err != nil {
-		return fail(err)
-	}
+	// In process mode procSrv serves the round-robin proxy in front of the processor processes,
+	// and ingest and the replayer get their ports reserved here and bound by their processes.
+	var ingestSrv, replSrv *server.Server
 	procSrv, err := server.New(o.addr(o.Ports.Processor))
 	if err != nil {
 		return fail(err)
 	}
-	replSrv, err := server.New(o.addr(o.Ports.Replayer))
-	if err != nil {
-		return fail(err)
+	if o.Processes {
+		if s.IngestURL, err = o.reservePort(o.Ports.Ingest); err != nil {
+			return fail(err)
+		}
+		if s.ReplayerURL, err = o.reservePort(o.Ports.Replayer); err != nil {
+			return fail(err)
+		}
+	} else {
+		if ingestSrv, err = server.New(o.addr(o.Ports.Ingest)); err != nil {
+			return fail(err)
+		}
+		if replSrv, err = server.New(o.addr(o.Ports.Replayer)); err != nil {
+			return fail(err)
+		}
+		s.IngestURL, s.ReplayerURL = ingestSrv.URL(), replSrv.URL()
 	}
-	s.IngestURL, s.ProcessorURL, s.ReplayerURL = ingestSrv.URL(), procSrv.URL(), replSrv.URL()
+	s.ProcessorURL = procSrv.URL()
 
 	s.tmpDir, err = os.MkdirTemp("", "devstack-")
 	if err != nil {
@@ -230,6 +259,13 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 		return fail(err)
 	}
 
+	if o.Processes {
+		if err := s.startProcesses(ctx, o, env, procSrv); err != nil {
+			return fail(err)
+		}
+		return s, nil
+	}
+
 	// The services share this process, so they share one set of telemetry providers: set up
 	// once here (OTEL_EXPORTER from the environment, default none) and pinned, so one trace
 	// follows a lead from ingest through the processor to the replayer.
@@ -290,6 +326,7 @@ func (s *Stack) Exports() [][2]string {
 
 // Close stops the services (gracefully), then the fake CRM and the emulators.
 func (s *Stack) Close() {
+	s.stopProcesses()
 	if s.cancel != nil {
 		s.cancel()
 	}

@@ -2,6 +2,8 @@
 //
 //	devstack emulators   Firestore, Pub/Sub and GCS emulators only
 //	devstack up          the emulators, the fake CRM, ingest, processor and replayer
+//	devstack up --processes [--processors=N]
+//	                     the same with each service as its own OS process (logs in .devstack/logs)
 //
 // When everything serves it prints one `export NAME=VALUE` line per endpoint to stdout, then
 // `devstack: ready`. Logs (text on a terminal, else JSON; one "service" field per line) and human-friendly text go to
@@ -69,6 +71,9 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	level := fs.String("log-level", defLevel, "service log level: debug, info, warn, error (default $LOG_LEVEL, else info)")
 	fs.StringVar(&o.SourcesFile, "sources", "", "your own sources file (ingest's SOURCES_FILE format; its env:NAME secrets come from your environment or are generated and exported); default the shipped devstack/config/sources.yaml")
 	format := fs.String("log-format", defaultLogFormat(stderr), "log lines: text (readable; the default on a terminal) or json (Cloud Logging's; the default otherwise); LOG_FORMAT sets the default")
+	fs.BoolVar(&o.Processes, "processes", false, "up: run ingest, processor and replayer as their own OS processes (the cmd binaries, built into the user cache directory), logging to --log-dir")
+	fs.IntVar(&o.Processors, "processors", 1, "up --processes: number of processor processes, behind a round-robin proxy on --processor-port")
+	fs.StringVar(&o.LogDir, "log-dir", ".devstack/logs", "up --processes: directory of the services' log files (<service>.log)")
 	envOut := fs.String("env-file", ".devstack/env", "also write the export lines to this file while running (removed on exit; empty: don't)")
 	if len(args) == 0 {
 		fs.Usage()
@@ -91,6 +96,12 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "emulators":
 		s, err = stack.Emulators(ctx, o)
 	case "up":
+		if o.Processors < 1 || o.Processors > 16 {
+			return fmt.Errorf("--processors=%d: want 1..16", o.Processors)
+		}
+		if o.Processors > 1 && !o.Processes {
+			return errors.New("--processors needs --processes")
+		}
 		s, err = stack.Up(ctx, o)
 	case "help", "-h", "--help":
 		fs.Usage()
@@ -121,6 +132,9 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "  send a lead:   make send-lead   (reads %s; or paste the export lines into your shell)\n", envFile)
 		fmt.Fprintf(stderr, "  triage page:   %s/  (token: $REPLAYER_TOKEN)\n", s.ReplayerURL)
 		fmt.Fprintf(stderr, "  fake CRM:      %s/_control/records\n", s.CRM.URL())
+		for _, p := range s.Services() {
+			fmt.Fprintf(stderr, "  %-14s pid %d at %s, log %s\n", p.Name()+":", p.PID(), p.URL(), p.LogPath())
+		}
 	}
 	slog.Debug("running")
 	<-ctx.Done()
