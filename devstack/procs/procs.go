@@ -77,6 +77,7 @@ func FreePort(host string) (int, error) {
 type Spec struct {
 	Name string // "ingest", "processor-2", ...; names the log file
 	Bin  string
+	Args []string
 	Host string // default 127.0.0.1; the URL's host (services listen on :PORT)
 	Port int    // 0: a free port, kept across restarts
 	// Env is the process's whole environment besides PORT (nothing is inherited).
@@ -179,7 +180,7 @@ func (s *Service) start(ctx context.Context) error {
 		}
 	}
 	env = append(env, "PORT="+strconv.Itoa(s.spec.Port))
-	cmd := exec.Command(s.spec.Bin)
+	cmd := exec.Command(s.spec.Bin, s.spec.Args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a Ctrl-C at devstack's terminal reaches devstack, which stops the
