@@ -46,8 +46,15 @@ lint:
 	@out=$$(gofmt -l $(DIRS)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: every benchmark once, printing figures.
+## bench: the pipeline benchmark of issue 12 on `devstack up --processes` stacks (about 10
+## minutes): writes bench/results.md and bench/results.json. BENCH_ARGS="--steady=30s" for a
+## quicker run (the committed results use the default 60 s), BENCH_ARGS="--only=a,f" for some.
 bench:
+	$(GO) run ./bench/cmd/bench $(BENCH_ARGS)
+
+## bench-micro: every Go benchmark (go test -bench) once, printing figures.
+.PHONY: bench-micro
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
 
 ## send-lead: send one signed sample lead to a running `make dev` stack.

@@ -66,7 +66,7 @@ func (b *runner) crash(ctx context.Context) error {
 	return nil
 }
 
-// killer SIGKILLs and restarts services until ctx ends, every 2-4 s, cycling through the
+// killer SIGKILLs and restarts services until ctx ends, every 1.5-3 s, cycling through the
 // three kinds of kill, and returns how many of each it made.
 func killer(ctx context.Context, st *stack.Stack) (map[string]int, error) {
 	kills := map[string]int{}
@@ -76,7 +76,7 @@ func killer(ctx context.Context, st *stack.Stack) (map[string]int, error) {
 		select {
 		case <-ctx.Done():
 			return kills, nil
-		case <-time.After(2*time.Second + time.Duration(rng.Int64N(int64(2*time.Second)))):
+		case <-time.After(1500*time.Millisecond + time.Duration(rng.Int64N(int64(1500*time.Millisecond)))):
 		}
 		kind := kinds[i%len(kinds)]
 		var p *procs.Service

@@ -103,3 +103,18 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatal("unknown command: want an error")
 	}
 }
+
+// TestProcessorsFlag: --processors needs --processes and a sane count, refused before anything
+// starts.
+func TestProcessorsFlag(t *testing.T) {
+	for _, args := range [][]string{
+		{"up", "--processors=2"},
+		{"up", "--processes", "--processors=0"},
+		{"up", "--processes", "--processors=17"},
+	} {
+		err := realMain(context.Background(), args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--processors") {
+			t.Errorf("%v: error %v, want one naming --processors", args, err)
+		}
+	}
+}
