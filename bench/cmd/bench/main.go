@@ -84,6 +84,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 		c.only[strings.TrimSpace(s)] = true
 	}
 	start := time.Now()
+	load0 := loadAvg()
 	b := &runner{cfg: c, log: log, res: &bench.Results{
 		Date: start.UTC(), Machine: machine(),
 		Settings: map[string]string{
@@ -117,6 +118,8 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 		}
 	}
 	b.res.Duration = time.Since(start).Seconds()
+	b.res.Settings["load_average_start"] = load0
+	b.res.Settings["load_average_end"] = loadAvg()
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
 		return err
 	}
@@ -181,4 +184,18 @@ func machine() bench.Machine {
 		}
 	}
 	return m
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages of /proc/loadavg: the machine is shared, and
+// other work running during the bench shows in the figures.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
