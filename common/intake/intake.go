@@ -73,17 +73,17 @@ func fetchedRef(ev *event.Event, rawRef string) string {
 	return "gs://" + bucket + "/" + archive.FetchedName(ev.Source, mapping.EnrichMetaGraph, ev.Enrich.Refs["leadgen_id"])
 }
 
-// Persist writes the raw payload and creates the event documents, concurrently. created[i]
-// reports whether docs[i] was new; a known idempotency key is not an error, and docs[i] is then
-// replaced by the stored document (for a duplicate answer and a possible re-publish). Any other
-// write failure is returned (classified), and the caller must not report success: a retry
-// finds the same object name and document ids, so a partial write is harmless. ctx bounds the
-// writes. With a hasher it also writes each event's "find a lead" index entries
-// (store.IndexEvent: hashes only, idempotent, so a retry after a failure there writes them
-// again); nil writes none (PII_HASH_KEY unset).
+// Persist writes the raw payload and creates the event documents, concurrently: each event
+// document is one Firestore commit, with its "find a lead" index entries (store.LookupTokens:
+// hashes only) in the same commit, so taking a lead in costs one sequential Firestore round
+// trip. created[i] reports whether docs[i] was new; a known idempotency key is not an error,
+// and docs[i] is then replaced by the stored document (for a duplicate answer and a possible
+// re-publish). Any other write failure is returned (classified), and the caller must not
+// report success: a retry finds the same object name and document ids, so a partial write is
+// harmless. ctx bounds the writes. A nil hasher writes no index entries (PII_HASH_KEY unset).
 func Persist(ctx context.Context, st *store.Store, ar *archive.Archive, hasher *pii.Hasher, raw *archive.Raw, docs []*store.EventDoc) ([]bool, error) {
 	created := make([]bool, len(docs))
-	errs := make([]error, 2*len(docs)+1)
+	errs := make([]error, len(docs)+1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if _, err := ar.Put(ctx, raw); err != nil {
@@ -92,7 +92,11 @@ func Persist(ctx context.Context, st *store.Store, ar *archive.Archive, hasher *
 	})
 	for i, doc := range docs {
 		wg.Go(func() {
-			err := st.CreateEvent(ctx, doc)
+			var index []store.LookupEntry
+			if hasher != nil {
+				index = store.LookupTokens(hasher, doc.Event.Identity)
+			}
+			err := st.CreateEvent(ctx, doc, index...)
 			switch {
 			case err == nil:
 				created[i] = true
@@ -107,9 +111,6 @@ func Persist(ctx context.Context, st *store.Store, ar *archive.Archive, hasher *
 				errs[i] = err
 			}
 		})
-		if hasher != nil {
-			wg.Go(func() { errs[len(docs)+1+i] = st.IndexEvent(ctx, hasher, doc) })
-		}
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

@@ -57,6 +57,12 @@ type Options struct {
 	SweepConcurrency int
 	// Hasher makes the ordering keys (event.ContactKey). Required.
 	Hasher *pii.Hasher
+	// MarkDelay is how long after publishing a document it created the outbox waits before
+	// marking it published, off the request's path. Default 2 s. The processor's claim consumes
+	// the entry itself (and its single-commit claim needs the document as its creator wrote
+	// it), so the mark only lands for an event not yet claimed by then; it keeps the sweep from
+	// publishing it again while it waits in a backlog.
+	MarkDelay time.Duration
 }
 
 func (o *Options) defaults() {
@@ -72,6 +78,9 @@ func (o *Options) defaults() {
 	if o.SweepConcurrency <= 0 {
 		o.SweepConcurrency = 16
 	}
+	if o.MarkDelay <= 0 {
+		o.MarkDelay = 2 * time.Second
+	}
 }
 
 // Outbox publishes event documents. It is safe for concurrent use.
@@ -82,12 +91,24 @@ type Outbox struct {
 	opts    Options
 	tracer  trace.Tracer
 	metrics metrics
+	// marks are the deferred publish marks in flight; closing makes them run at once.
+	marks     sync.WaitGroup
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
-// New returns an Outbox publishing to leads and dlq.
+// New returns an Outbox publishing to leads and dlq. Close it to flush deferred marks.
 func New(st *store.Store, leads, dlq Publisher, opts Options) *Outbox {
 	opts.defaults()
-	return &Outbox{st: st, leads: leads, dlq: dlq, opts: opts, tracer: otel.Tracer(meterName), metrics: newMetrics()}
+	return &Outbox{st: st, leads: leads, dlq: dlq, opts: opts, tracer: otel.Tracer(meterName), metrics: newMetrics(),
+		closing: make(chan struct{})}
+}
+
+// Close writes the deferred publish marks now and waits for them.
+func (o *Outbox) Close() error {
+	o.closeOnce.Do(func() { close(o.closing) })
+	o.marks.Wait()
+	return nil
 }
 
 // Delay is the configured outbox delay.
@@ -97,10 +118,17 @@ func (o *Outbox) Delay() time.Duration { return o.opts.Delay }
 // outbox) or another instance holds it.
 var errSkipped = errors.New("outbox entry skipped")
 
-// Publish publishes a document the caller just created (and so owns) and marks it published.
-// On failure the entry stays in the outbox and the sweep retries it after the delay. The
-// publish is a producer span, child of the span in ctx, and the message's traceparent names it.
-func (o *Outbox) Publish(ctx context.Context, doc *store.EventDoc) (err error) {
+// Publish publishes a document the caller just created (and so owns). Its message carries the
+// document's version (pushmsg.AttrDocVersion: the update time CreateEvent returned) for the
+// processor's single-commit claim, and the publish mark is deferred (Options.MarkDelay) and
+// conditional on that version, so it never races the claim. On failure the entry stays in the
+// outbox and the sweep retries it after the delay. The publish is a producer span, child of
+// the span in ctx, and the message's traceparent names it.
+func (o *Outbox) Publish(ctx context.Context, doc *store.EventDoc) error {
+	return o.publish(ctx, doc, true)
+}
+
+func (o *Outbox) publish(ctx context.Context, doc *store.EventDoc, created bool) (err error) {
 	ctx, span := o.tracer.Start(ctx, "outbox publish", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("messaging.system", "gcp_pubsub"), attribute.String("messaging.destination.name", destination(doc)),
 			attribute.String("leadpipe.doc_id", doc.DocID)))
@@ -112,6 +140,10 @@ func (o *Outbox) Publish(ctx context.Context, doc *store.EventDoc) (err error) {
 	if pub == nil {
 		return nil
 	}
+	created = created && !doc.UpdateTime.IsZero()
+	if created {
+		msg.Attributes[pushmsg.AttrDocVersion] = pushmsg.FormatVersion(doc.UpdateTime)
+	}
 	pctx, cancel := context.WithTimeout(ctx, o.opts.PublishTimeout)
 	defer cancel()
 	id, err := pub.Publish(pctx, msg).Get(pctx)
@@ -121,12 +153,37 @@ func (o *Outbox) Publish(ctx context.Context, doc *store.EventDoc) (err error) {
 		o.metrics.publishFailures.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(attribute.String("topic", destination(doc))))
 		return fmt.Errorf("publish %s: %w", doc.DocID, err)
 	}
+	if created {
+		o.markLater(ctx, doc.DocID, id, doc.UpdateTime)
+		return nil
+	}
 	if err := o.st.MarkPublished(ctx, doc.DocID, id); err != nil {
 		// Published but still in the outbox: the sweep will publish it again, which the
 		// processor absorbs as a duplicate delivery.
 		return fmt.Errorf("publish %s: %w", doc.DocID, err)
 	}
 	return nil
+}
+
+// markLater marks a created document published after MarkDelay (at once when the outbox
+// closes), if it is still as its creator wrote it: otherwise the claim consumed the entry, or
+// another writer owns it now. A lost mark only costs a duplicate publish by the sweep, which
+// the processor absorbs.
+func (o *Outbox) markLater(ctx context.Context, docID, messageID string, version time.Time) {
+	log := logging.FromContext(ctx)
+	o.marks.Go(func() {
+		t := time.NewTimer(o.opts.MarkDelay)
+		select {
+		case <-t.C:
+		case <-o.closing:
+			t.Stop()
+		}
+		mctx, cancel := context.WithTimeout(context.Background(), o.opts.PublishTimeout)
+		defer cancel()
+		if err := o.st.MarkPublishedIf(mctx, docID, messageID, version); err != nil {
+			log.WarnContext(mctx, "publish mark not written; the sweep may publish again", "doc_id", docID, "error", err.Error())
+		}
+	})
 }
 
 // Republish publishes an unpublished document read by a duplicate delivery, once it has been
@@ -161,7 +218,7 @@ func (o *Outbox) claimAndPublish(ctx context.Context, doc *store.EventDoc) error
 		}
 		return err
 	}
-	return o.Publish(ctx, doc)
+	return o.publish(ctx, doc, false)
 }
 
 // SweepResult counts what one sweep did.

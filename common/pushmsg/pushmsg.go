@@ -25,7 +25,24 @@ const (
 	AttrCorrelationID  = "correlation_id"
 	AttrTraceparent    = "traceparent"
 	AttrReplayID       = "replay_id"
+	// AttrDocVersion is the update time of the event document as the publisher just created
+	// it (FormatVersion), set only on that first publish: the processor claims with it as an
+	// update-time precondition, in one commit (store.ClaimFirst).
+	AttrDocVersion = "doc_version"
 )
+
+// FormatVersion formats a document update time for AttrDocVersion (RFC 3339, nanoseconds).
+func FormatVersion(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// ParseVersion parses AttrDocVersion; the zero time when absent or malformed (the claim then
+// takes its transactional path).
+func ParseVersion(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
 
 // Attributes the processor (and ingest, for unusable payloads) adds when it quarantines an
 // event to `leads-dlq`. Their values are the shared vocabulary of common/store (vocab.go) and

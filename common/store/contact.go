@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,10 @@ type ContactPlan struct {
 	Known  bool
 	recID  string
 	values []contact.Value
+	// version is the record document's update time as ClaimFirst created it (zero otherwise);
+	// withVerdict says CommitContact left its stamps to the verdict's commit.
+	version     time.Time
+	withVerdict bool
 }
 
 // RecordDoc is a CRM record document.
@@ -135,7 +140,14 @@ func (s *Store) recordRef(id string) *firestore.DocumentRef {
 // one new person resolving at the same moment serialize on the index documents, so both get
 // one key.
 func (s *Store) ResolveContact(ctx context.Context, l *Lease, req ContactRequest) (*ContactPlan, error) {
+	if p := l.plan; p != nil && p.CRM == req.CRM {
+		// Resolved by the claim's own commit (ClaimFirst): a new contact, indexed and held.
+		return p, nil
+	}
 	ev := s.eventRef(l.DocID)
+	// This transaction writes the event document: the version the claim wrote is gone, so the
+	// verdict takes the transactional path.
+	l.version = time.Time{}
 	var plan *ContactPlan
 	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		plan = nil
@@ -175,20 +187,7 @@ func (s *Store) ResolveContact(ctx context.Context, l *Lease, req ContactRequest
 		if rec.Hold != nil && rec.Hold.Event != l.DocID && rec.Hold.ExpiresAt.After(now) {
 			return ErrContactBusy
 		}
-		send, withheld, _ := contact.Merge(rec.Fields, req.Values)
-		p := &ContactPlan{ContactResult: ContactResult{CRM: req.CRM, Key: res.Key, RecordDoc: collCRMRecords + "/" + recID,
-			New: res.New, Sent: send, Withheld: withheld, Conflicts: res.Conflicts, Fence: l.Fence},
-			Known: len(rec.Fields) > 0, recID: recID}
-		for _, v := range req.Values {
-			for _, f := range send {
-				if v.Field == f {
-					p.values = append(p.values, v)
-				}
-			}
-		}
-		if p.Sent == nil {
-			p.Sent = []string{}
-		}
+		p := newPlan(l, req, res, recID, rec)
 		if res.New && !req.Create {
 			// Nothing known and no right to create: leave the index alone; the CRM decides.
 			plan = p
@@ -228,12 +227,36 @@ func (s *Store) ResolveContact(ctx context.Context, l *Lease, req ContactRequest
 	return plan, nil
 }
 
+// newPlan is the plan of a resolution res against the record document rec as read: the fields
+// that win (contact.Merge) and the values to stamp when the write succeeds.
+func newPlan(l *Lease, req ContactRequest, res contact.Resolution, recID string, rec *RecordDoc) *ContactPlan {
+	send, withheld, _ := contact.Merge(rec.Fields, req.Values)
+	p := &ContactPlan{ContactResult: ContactResult{CRM: req.CRM, Key: res.Key, RecordDoc: collCRMRecords + "/" + recID,
+		New: res.New, Sent: send, Withheld: withheld, Conflicts: res.Conflicts, Fence: l.Fence},
+		Known: len(rec.Fields) > 0, recID: recID}
+	for _, v := range req.Values {
+		if slices.Contains(send, v.Field) {
+			p.values = append(p.values, v)
+		}
+	}
+	if p.Sent == nil {
+		p.Sent = []string{}
+	}
+	return p
+}
+
 // CommitContact records a successful CRM write of p: the winning fields' stamps go into the
 // record document (each re-decided against what is there now, so a hold that expired and was
 // taken over meanwhile still leaves the newest, most trusted provenance) and the hold is
 // released if it is still p's. Idempotent: a redelivery after a crash before this commit
 // resolves the same winning set again and sends it again.
 func (s *Store) CommitContact(ctx context.Context, l *Lease, p *ContactPlan) error {
+	if p != nil && p.version.After(time.Time{}) && l.version.After(time.Time{}) {
+		// The claim created the record document (ClaimFirst): its stamps are written by the
+		// verdict's own commit (Complete), or by settleRecord if that commit falls back.
+		p.withVerdict = true
+		return nil
+	}
 	return s.settleRecord(ctx, "commit contact", l, p, true)
 }
 

@@ -85,6 +85,13 @@ type Lease struct {
 	// Doc is the event document as the claim left it.
 	Doc       EventDoc
 	retention time.Duration
+	// version is the event document's update time as this lease's claim wrote it, when the
+	// claim was ClaimFirst's single commit (zero after a transactional claim, or once another
+	// write of the store's touched the document): the verdict is then one commit with it as
+	// precondition.
+	version time.Time
+	// plan is the contact ClaimFirst resolved in the same commit, if any.
+	plan *ContactPlan
 }
 
 // ExpireAt is when a record of this lease finished at t expires, or the zero time when nothing
@@ -177,6 +184,9 @@ func (s *Store) Claim(ctx context.Context, ev *event.Event, p LeasePolicy) (*Lea
 			{Path: fState, Value: doc.State}, {Path: fFence, Value: doc.Fence}, {Path: fAttempts, Value: doc.Attempts},
 			{Path: fLeaseOwner, Value: doc.LeaseOwner}, {Path: fLeaseExpiresAt, Value: doc.LeaseExpiresAt},
 			{Path: "first_attempt_at", Value: doc.FirstAttemptAt}, {Path: "last_attempt_at", Value: now},
+			// The delivery is the publish: the outbox entry is consumed (see outbox.Publish's
+			// deferred mark).
+			{Path: fOutboxDueAt, Value: firestore.Delete},
 			{Path: fUpdatedAt, Value: now},
 		})
 	})
@@ -217,6 +227,19 @@ type Result struct {
 // state moved on it writes nothing and returns ErrFenceSuperseded with the document's current
 // state.
 func (s *Store) Complete(ctx context.Context, l *Lease, r Result, att *Attempt) (State, error) {
+	state, err := s.complete(ctx, l, r, att)
+	if p := l.plan; err == nil && p != nil && p.withVerdict {
+		// The single commit fell back to the transaction: stamp the record as CommitContact
+		// would have.
+		p.withVerdict = false
+		if serr := s.settleRecord(ctx, "commit contact", l, p, true); serr != nil {
+			return state, serr
+		}
+	}
+	return state, err
+}
+
+func (s *Store) complete(ctx context.Context, l *Lease, r Result, att *Attempt) (State, error) {
 	return s.fenced(ctx, "complete", l, att, AttemptSucceeded, func(_ *EventDoc, now time.Time) []firestore.Update {
 		u := releaseLease()
 		if exp := l.ExpireAt(now); !exp.IsZero() {
@@ -330,6 +353,15 @@ func (s *Store) MarkDLQPublished(ctx context.Context, docID string) error {
 func (s *Store) fenced(ctx context.Context, op string, l *Lease, att *Attempt, outcome AttemptOutcome, update func(doc *EventDoc, now time.Time) []firestore.Update) (State, error) {
 	ref := s.eventRef(l.DocID)
 	var state State
+	if !l.version.IsZero() {
+		switch err := s.fencedCommit(ctx, l, att, outcome, update); {
+		case err == nil:
+			return StateProcessing, nil
+		case !errors.Is(err, errFastPathLost):
+			return StateProcessing, fmt.Errorf("%s %s: %w", op, l.DocID, classify(err))
+		}
+		l.version = time.Time{}
+	}
 	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		doc, err := txEvent(tx, ref)
 		if err != nil {

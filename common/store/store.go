@@ -78,30 +78,6 @@ func (s *Store) eventRef(docID string) *firestore.DocumentRef {
 // DocPath is the normalized_event_ref written into events: "events/{doc_id}".
 func DocPath(docID string) string { return collEvents + "/" + docID }
 
-// CreateEvent creates the event document if no document has its idempotency key. It returns
-// ErrDuplicate when one does. doc.DocID is derived from the key when empty.
-func (s *Store) CreateEvent(ctx context.Context, doc *EventDoc) error {
-	if doc.DocID == "" {
-		doc.DocID = event.DocID(doc.IdempotencyKey)
-	}
-	now := s.Now()
-	if doc.CreatedAt.IsZero() {
-		doc.CreatedAt = now
-	}
-	doc.UpdatedAt = now
-	if doc.State == "" {
-		doc.State = StateReceived
-	}
-	_, err := s.eventRef(doc.DocID).Create(ctx, doc)
-	if status.Code(err) == codes.AlreadyExists {
-		return fmt.Errorf("create event %s: %w", doc.DocID, ErrDuplicate)
-	}
-	if err != nil {
-		return fmt.Errorf("create event %s: %w", doc.DocID, classify(err))
-	}
-	return nil
-}
-
 // GetEvent reads an event document by document id.
 func (s *Store) GetEvent(ctx context.Context, docID string) (*EventDoc, error) {
 	return get(ctx, s.eventRef(docID), "get event", decodeEvent)
@@ -156,6 +132,26 @@ func (s *Store) MarkPublished(ctx context.Context, docID, messageID string) erro
 		{Path: "publish_message_id", Value: messageID},
 		{Path: "updated_at", Value: now},
 	})
+	if err != nil {
+		return fmt.Errorf("mark published %s: %w", docID, classify(err))
+	}
+	return nil
+}
+
+// MarkPublishedIf is MarkPublished on the condition that the document is still at version (its
+// update time as its creator wrote it). A document written since (its claim consumed the outbox
+// entry; a duplicate's outbox claim owns it) is left alone, and that is not an error.
+func (s *Store) MarkPublishedIf(ctx context.Context, docID, messageID string, version time.Time) error {
+	now := s.Now()
+	_, err := s.eventRef(docID).Update(ctx, []firestore.Update{
+		{Path: fOutboxDueAt, Value: firestore.Delete},
+		{Path: "published_at", Value: now},
+		{Path: "publish_message_id", Value: messageID},
+		{Path: fUpdatedAt, Value: now},
+	}, firestore.LastUpdateTime(version))
+	if lostPrecondition(err) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("mark published %s: %w", docID, classify(err))
 	}

@@ -43,6 +43,10 @@ type Config struct {
 	PublishGrace time.Duration `env:"PUBLISH_GRACE, default=5s"`
 	// PublishTimeout bounds one publish. Default 5s.
 	PublishTimeout time.Duration `env:"PUBLISH_TIMEOUT, default=5s"`
+	// PublishMarkDelay is how long after publishing a new event ingest marks it published,
+	// after the answer and only if the processor has not claimed it by then (the claim
+	// consumes the outbox entry and needs the document as ingest wrote it). Default 2s.
+	PublishMarkDelay time.Duration `env:"PUBLISH_MARK_DELAY, default=2s"`
 	// PublishBatchDelay is the Pub/Sub client's batching delay (latency vs. fewer calls).
 	// Default 1ms.
 	PublishBatchDelay time.Duration `env:"PUBLISH_BATCH_DELAY, default=1ms"`
@@ -104,7 +108,7 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"PERSIST_TIMEOUT": c.PersistTimeout, "RETRY_AFTER": c.RetryAfter, "OUTBOX_DELAY": c.OutboxDelay,
-		"PUBLISH_TIMEOUT": c.PublishTimeout,
+		"PUBLISH_TIMEOUT": c.PublishTimeout, "PUBLISH_MARK_DELAY": c.PublishMarkDelay,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s=%v: want > 0", name, d))

@@ -88,8 +88,10 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 
 	s.store = deps.Store
 	s.outbox = outbox.New(s.store, leads, dlq, outbox.Options{Hasher: hasher,
-		Delay: cfg.OutboxDelay, Grace: cfg.PublishGrace, PublishTimeout: cfg.PublishTimeout,
+		Delay: cfg.OutboxDelay, Grace: cfg.PublishGrace, PublishTimeout: cfg.PublishTimeout, MarkDelay: cfg.PublishMarkDelay,
 	})
+	// Deferred publish marks are written before the publishers stop and the clients close.
+	s.closers = append(s.closers, s.outbox.Close)
 	h := webhook.New(sources, s.store, archive.New(deps.Storage, cfg.GCP.Bucket()), s.outbox, webhook.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, PersistTimeout: cfg.PersistTimeout, RetryAfter: cfg.RetryAfter,
 		Hasher: hasher,

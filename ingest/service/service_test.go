@@ -67,7 +67,7 @@ func TestAcceptedIsStoredAndPublished(t *testing.T) {
 		t.Errorf("raw headers = %v, want webhook-id kept", raw.Headers)
 	}
 
-	doc := f.eventDoc(l.key())
+	doc := f.publishedDoc(l.key())
 	if doc == nil {
 		t.Fatal("no event document")
 	}
@@ -116,6 +116,9 @@ func TestAcceptedIsStoredAndPublished(t *testing.T) {
 	}
 	if err := ev.Validate(); err != nil || ev.Routing.CRM != "salesforce" || ev.Routing.UpsertKey != "External_Lead_Id__c" {
 		t.Errorf("published event %+v: %v", ev, err)
+	}
+	if pushmsg.ParseVersion(got.Attributes[pushmsg.AttrDocVersion]).IsZero() {
+		t.Errorf("message carries no document version (%q): the processor cannot claim in one commit", got.Attributes[pushmsg.AttrDocVersion])
 	}
 	if got.ID != doc.PublishMessageID {
 		t.Errorf("message id %s, doc says %s", got.ID, doc.PublishMessageID)
@@ -258,7 +261,7 @@ func TestQuarantined(t *testing.T) {
 				t.Fatalf("answer = %d %v, want 202 quarantined %s", a.code, a.body, tt.reason)
 			}
 			key := tt.key(l)
-			doc := f.eventDoc(key)
+			doc := f.publishedDoc(key)
 			if doc == nil {
 				t.Fatalf("no event document for %s", key)
 			}

@@ -6,15 +6,15 @@ import (
 	"github.com/leadpipe/leadpipe/common/contact"
 	"github.com/leadpipe/leadpipe/common/mapping"
 	"github.com/leadpipe/leadpipe/common/store"
-	"github.com/leadpipe/leadpipe/processor/internal/crm"
 	"github.com/leadpipe/leadpipe/processor/internal/identity"
 )
 
-// identitySteps returns a builder of each CRM's identity step (one contact across sources,
-// field trust and freshness), keyed by the deployment's PII hasher (cfg.hasher, from the
+// identitySteps returns a builder of each CRM's identity step configuration (one contact
+// across sources, field trust and freshness: identity.Middleware, and identity.Prerequest for
+// the claim), keyed by the deployment's PII hasher (cfg.hasher, from the
 // required PII_HASH_KEY). Trust levels come from SOURCES_FILE; without it every source is
 // trusted "standard" and freshness alone decides.
-func identitySteps(cfg *Config, st *store.Store) (func(crmName string) crm.Middleware, error) {
+func identitySteps(cfg *Config, st *store.Store) (func(crmName string) identity.Config, error) {
 	h := cfg.hasher
 	if h == nil {
 		return nil, fmt.Errorf("identity step: no PII hasher")
@@ -33,8 +33,7 @@ func identitySteps(cfg *Config, st *store.Store) (func(crmName string) crm.Middl
 		}
 	}
 	m := identity.NewMetrics()
-	return func(name string) crm.Middleware {
-		return identity.Middleware(identity.Config{CRM: name, Store: st, Hasher: h, GmailCanonical: cfg.IdentityGmailCanonical,
-			Trust: trust, Metrics: m})
+	return func(name string) identity.Config {
+		return identity.Config{CRM: name, Store: st, Hasher: h, GmailCanonical: cfg.IdentityGmailCanonical, Trust: trust, Metrics: m}
 	}, nil
 }

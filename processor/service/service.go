@@ -30,6 +30,7 @@ import (
 	"github.com/leadpipe/leadpipe/processor/internal/crm/webhook"
 	"github.com/leadpipe/leadpipe/processor/internal/dlq"
 	"github.com/leadpipe/leadpipe/processor/internal/enrich"
+	"github.com/leadpipe/leadpipe/processor/internal/identity"
 	"github.com/leadpipe/leadpipe/processor/internal/push"
 	"github.com/leadpipe/leadpipe/processor/internal/pushauth"
 	"github.com/leadpipe/leadpipe/processor/internal/ratelimit"
@@ -137,7 +138,7 @@ func (s *Service) Close() error {
 // (identity when ids is not nil). The limiter sits outside the breaker so that a long wait for a
 // token never counts as a CRM failure; identity runs after enrichment, which gives thin events
 // their email and phone.
-func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive, ids func(string) crm.Middleware) map[string]push.Route {
+func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive, ids func(string) identity.Config) map[string]push.Route {
 	// One client per CRM: each request is a client span and is measured with the CRM's name.
 	client := func(name string, routes []string) *http.Client {
 		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil, routes...)}
@@ -169,11 +170,15 @@ func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Arch
 	for name, a := range adapters {
 		b := breaker.New(name, cfg.BreakerThreshold, cfg.BreakerCooldown, healthWriter(ctx, st, name))
 		mws := []crm.Middleware{retry.Middleware(policy), enrich.Middleware(meta)}
+		route := push.Route{Gate: b}
 		if ids != nil {
-			mws = append(mws, ids(name))
+			ic := ids(name)
+			mws = append(mws, identity.Middleware(ic))
+			route.Contact = identity.Prerequest(ic)
 		}
 		mws = append(mws, ratelimit.Middleware(ratelimit.New(cfg.CRMRatePerSec, cfg.RateMaxWait)), breaker.Middleware(b))
-		out[name] = push.Route{Gate: b, Upserter: crm.Chain(a, mws...)}
+		route.Upserter = crm.Chain(a, mws...)
+		out[name] = route
 	}
 	return out
 }

@@ -20,7 +20,8 @@ import (
 // newReconcile builds the reconcile endpoints: the Graph API client, and the outbox that
 // publishes what reconcile takes in exactly as ingest publishes webhooks. Without a Meta token
 // or a sources file the endpoints answer 422. What it takes in is indexed for "find a lead"
-// with hasher, as ingest indexes webhooks (nil: no index). stop flushes the publishers.
+// with hasher, as ingest indexes webhooks (nil: no index). stop writes the deferred publish
+// marks and flushes the publishers.
 func newReconcile(ps *pubsub.Client, st *store.Store, raw *archive.Archive, sources *renormalize.File, hasher *pii.Hasher, cfg *Config) (*api.Reconcile, func()) {
 	leads := ps.Publisher(cfg.GCP.LeadsTopic)
 	leads.EnableMessageOrdering = true
@@ -40,5 +41,5 @@ func newReconcile(ps *pubsub.Client, st *store.Store, raw *archive.Archive, sour
 	r := reconcile.New(st, raw, graph, ob, src, reconcile.Options{
 		PageSize: cfg.Reconcile.PageSize, MaxLeads: cfg.Reconcile.MaxLeads, OutboxDelay: cfg.ReplayOutboxGrace, Hasher: hasher,
 	})
-	return &api.Reconcile{Runner: r, Forms: forms, Lookback: cfg.Reconcile.Lookback}, func() { leads.Stop(); dlq.Stop() }
+	return &api.Reconcile{Runner: r, Forms: forms, Lookback: cfg.Reconcile.Lookback}, func() { _ = ob.Close(); leads.Stop(); dlq.Stop() }
 }

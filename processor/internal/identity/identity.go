@@ -112,6 +112,23 @@ func Middleware(c Config) crm.Middleware {
 	}
 }
 
+// Prerequest is the resolution request the push handler hands to the claim (store.ClaimFirst),
+// so that a new contact is indexed and held in the claim's own commit: nil for an event the
+// claim cannot resolve alone (one to be enriched first, which may change its identity; an
+// update-only one; one without identifiers). The step then resolves as usual.
+func Prerequest(c Config) func(ev *event.Event) *store.ContactRequest {
+	return func(ev *event.Event) *store.ContactRequest {
+		if ev.Enrich != nil || ev.Routing.Mode == event.ModeUpdateOnly {
+			return nil
+		}
+		req := c.request(ev)
+		if len(req.Identifiers) == 0 {
+			return nil
+		}
+		return &req
+	}
+}
+
 // request builds the resolution request of ev: identifiers (external id scoped by source,
 // canonical email, E.164 phone) as keyed tokens, in priority order, and the event's fields
 // with their stamps.

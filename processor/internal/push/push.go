@@ -32,7 +32,9 @@ var _ Publisher = (*dlq.Publisher)(nil)
 // Lifecycle is the part of the event lifecycle the handler drives (store.Store implements it):
 // claim the event, then record exactly one verdict with the lease.
 type Lifecycle interface {
-	Claim(ctx context.Context, ev *event.Event, p store.LeasePolicy) (*store.Lease, error)
+	// ClaimFirst is Claim, in one commit when the delivery names the document version its
+	// creator wrote (pushmsg.AttrDocVersion).
+	ClaimFirst(ctx context.Context, ev *event.Event, p store.LeasePolicy, fd store.FirstDelivery) (*store.Lease, error)
 	Complete(ctx context.Context, l *store.Lease, r store.Result, att *store.Attempt) (store.State, error)
 	Fail(ctx context.Context, l *store.Lease, r store.Reason, att *store.Attempt) (store.State, error)
 	Quarantine(ctx context.Context, l *store.Lease, r store.Reason, att *store.Attempt) (store.EventDoc, error)
@@ -51,6 +53,9 @@ type Gate interface{ Open() bool }
 type Route struct {
 	Upserter crm.Upserter
 	Gate     Gate // may be nil
+	// Contact builds the contact resolution request the claim may settle in its own commit
+	// (identity.Prerequest); nil, or a nil request, leaves it to the chain's identity step.
+	Contact func(*event.Event) *store.ContactRequest
 }
 
 // Handler handles POST /pubsub/push. It is safe for concurrent use. Statuses:
@@ -146,7 +151,11 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.Budget)
 	defer cancel()
-	lease, err := h.Store.Claim(ctx, &ev, h.Lease)
+	fd := store.FirstDelivery{Version: pushmsg.ParseVersion(msg.Attributes[pushmsg.AttrDocVersion]), MessageID: msg.MessageID}
+	if known && route.Contact != nil && !fd.Version.IsZero() {
+		fd.Contact = route.Contact(&ev)
+	}
+	lease, err := h.Store.ClaimFirst(ctx, &ev, h.Lease, fd)
 	switch {
 	case errors.Is(err, store.ErrSucceeded):
 		return answer{status: http.StatusOK, Outcome: "duplicate"}

@@ -30,7 +30,7 @@ type fakeLifecycle struct {
 
 var _ Lifecycle = (*fakeLifecycle)(nil)
 
-func (f *fakeLifecycle) Claim(_ context.Context, ev *event.Event, p store.LeasePolicy) (*store.Lease, error) {
+func (f *fakeLifecycle) ClaimFirst(_ context.Context, ev *event.Event, p store.LeasePolicy, _ store.FirstDelivery) (*store.Lease, error) {
 	f.calls = append(f.calls, "claim")
 	l := &store.Lease{DocID: event.DocID(ev.IdempotencyKey), Fence: 3, Attempt: 4, Relative: 2, Owner: p.Owner,
 		Doc: store.EventDoc{DocID: event.DocID(ev.IdempotencyKey), FailureClass: failure.Permanent}}

@@ -32,7 +32,7 @@
   });
   var zone = document.getElementById("tz");
   if (zone) {
-    try { zone.textContent = "Times in " + Intl.DateTimeFormat().resolvedOptions().timeZone + " (hover for UTC)."; } catch (e) { /* keep UTC note */ }
+    try { var tz = Intl.DateTimeFormat().resolvedOptions().timeZone; zone.textContent = (tz === "UTC" || tz === "Etc/UTC") ? "Times in UTC." : "Times in " + tz + " (hover for UTC)."; } catch (e) { /* keep UTC note */ }
   }
   // Refresh: reload every data-refresh seconds unless the operator is typing or has typed.
   var secs = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
