@@ -183,9 +183,7 @@ func (s *Service) start(ctx context.Context) error {
 	cmd := exec.Command(s.spec.Bin, s.spec.Args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group: a Ctrl-C at devstack's terminal reaches devstack, which stops the
-	// services itself (SIGTERM, in order), rather than every process at once.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("%s: start %s: %w", s.spec.Name, s.spec.Bin, err)
