@@ -133,12 +133,12 @@ type DLQRecord struct {
 // event changes, so that an action interrupted between the two databases is completed (or
 // rolled back) with its actor and reason by the next one to touch the record.
 type PendingAction struct {
-	Verb     string    `firestore:"verb" json:"verb"` // replay, discard
-	Actor    string    `firestore:"actor" json:"actor"`
-	Reason   string    `firestore:"reason" json:"reason"`
-	JobID    string    `firestore:"job_id,omitempty" json:"job_id,omitempty"`
-	Outcome  string    `firestore:"outcome,omitempty" json:"outcome,omitempty"`
-	ReplayID string    `firestore:"replay_id,omitempty" json:"replay_id,omitempty"`
+	Verb     string `firestore:"verb" json:"verb"` // replay, discard
+	Actor    string `firestore:"actor" json:"actor"`
+	Reason   string `firestore:"reason" json:"reason"`
+	JobID    string `firestore:"job_id,omitempty" json:"job_id,omitempty"`
+	Outcome  string `firestore:"outcome,omitempty" json:"outcome,omitempty"`
+	ReplayID string `firestore:"replay_id,omitempty" json:"replay_id,omitempty"`
 	// Fence is the event's fence when the action was decided (-1: no event document); the
 	// event step applies only at that fence and leaves it at Fence+1.
 	Fence int64     `firestore:"fence" json:"fence"`

@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry/telemetrytest"
