@@ -86,8 +86,9 @@ type Transition struct {
 // last_replay_id, attempts_base = attempts (the quarantine threshold starts over), the lease
 // cleared, fence+1 (an in-flight holder of a forced replay cannot record its verdict), back in
 // the outbox at a.OutboxDueAt, and optionally the renormalized event; the DLQ record becomes
-// replayed and the audit entry is appended, all in one transaction. ErrNotFound when there is
-// no such DLQ record; decide's errors as is; others classified.
+// replayed and the audit entry is appended, in the three steps of the file comment.
+// ErrNotFound when there is no such DLQ record; decide's errors as is; ErrContended (retryable)
+// when another action on the record stays in progress; others classified.
 func (s *Store) Replay(ctx context.Context, a Action, decide Decision) (*Transition, error) {
 	return s.action(ctx, a, "replay", decide, func(tx *firestore.Transaction, doc *EventDoc, now time.Time, t *Transition) error {
 		if doc == nil {
@@ -117,8 +118,8 @@ func (s *Store) Replay(ctx context.Context, a Action, decide Decision) (*Transit
 }
 
 // Discard moves the event (if any) to discarded, a terminal state, with fence+1 and the lease
-// and outbox entry cleared, and the DLQ record to discarded, if decide says so, in one
-// transaction with its audit entry. ErrNotFound when there is no such DLQ record; decide's
+// and outbox entry cleared, and the DLQ record to discarded, if decide says so, with its audit
+// entry, in the three steps of the file comment. ErrNotFound when there is no such DLQ record; decide's
 // errors as is; others classified.
 func (s *Store) Discard(ctx context.Context, a Action, decide Decision) (*Transition, error) {
 	return s.action(ctx, a, "discard", decide, func(tx *firestore.Transaction, doc *EventDoc, now time.Time, t *Transition) error {
@@ -408,8 +409,8 @@ type Quarantine struct {
 	By     Origin
 }
 
-// RecordDeadLetter upserts the DLQ record of event document id as merge decides, in one
-// transaction with the event: when merge asks for a quarantine and the event is still live
+// RecordDeadLetter upserts the DLQ record of event document id as merge decides, then (in the
+// events database) the event: when merge asks for a quarantine and the event is still live
 // (received, processing, failed, parked), it moves to quarantined with the reason, fence+1 and
 // the lease cleared, so a processor still holding a lease cannot record a verdict over it, and
 // a later replay's quarantined -> received transition holds. It returns the stored record.
@@ -466,8 +467,8 @@ func (s *Store) RecordDeadLetter(ctx context.Context, id string, merge DeadLette
 	return out, nil
 }
 
-// Resolve marks a replayed DLQ record resolved when its event has since succeeded, in one
-// transaction over both documents. It reports whether it did; a record in any other status, or
+// Resolve marks a replayed DLQ record resolved when its event has since succeeded (read
+// first; a succeeded event stays succeeded). It reports whether it did; a record in any other status, or
 // whose event has not succeeded (yet), or that does not exist, is left as it is.
 func (s *Store) Resolve(ctx context.Context, id string) (bool, error) {
 	if err := s.recoverPending(ctx, id); err != nil {
