@@ -1,5 +1,7 @@
-# Firestore (native mode): events with their idempotency records and attempts, DLQ records,
-# audit, replay jobs, CRM health. Indexes follow the queries in common/store; fields written
+# Firestore (native mode), two databases: "main" (var.firestore_database) holds events with
+# their idempotency records and attempts, the lookup and identity indexes, CRM health and
+# sessions; "ops" (var.firestore_ops_database) holds DLQ records, the audit log and replay jobs,
+# so that ingest, granted the main database alone (iam.tf), cannot write them. Indexes follow the queries in common/store; fields written
 # with monotonically increasing values at high rates are exempt from single-field indexing
 # (an index on them is a write hot spot and costs a write each).
 
@@ -11,6 +13,21 @@ resource "google_firestore_database" "main" {
 
   # Server client libraries get pessimistic transactions: the claim transaction in the
   # processor relies on reads locking what they read.
+  concurrency_mode                  = "PESSIMISTIC"
+  app_engine_integration_mode       = "DISABLED"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  delete_protection_state           = var.firestore_delete_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy                   = "ABANDON"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_firestore_database" "ops" {
+  project     = var.project_id
+  name        = var.firestore_ops_database
+  location_id = var.firestore_location
+  type        = "FIRESTORE_NATIVE"
+
   concurrency_mode                  = "PESSIMISTIC"
   app_engine_integration_mode       = "DISABLED"
   point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
@@ -125,7 +142,7 @@ resource "google_firestore_index" "dlq" {
   for_each = { for s in local.dlq_filter_sets : join("+", s) => s }
 
   project    = var.project_id
-  database   = google_firestore_database.main.name
+  database   = google_firestore_database.ops.name
   collection = "dlq"
 
   dynamic "fields" {
@@ -146,7 +163,7 @@ resource "google_firestore_index" "audit" {
   for_each = { for s in local.audit_filter_sets : join("+", s) => s }
 
   project    = var.project_id
-  database   = google_firestore_database.main.name
+  database   = google_firestore_database.ops.name
   collection = "audit"
 
   dynamic "fields" {

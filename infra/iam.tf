@@ -74,11 +74,13 @@ resource "google_project_iam_member" "runtime" {
 
 # Least privilege on Firestore. IAM is the only control for server client libraries (security
 # rules do not apply to them), and Firestore's IAM resource is the database: a condition can
-# name a database, not a collection. So every grant is conditioned on the pipeline's database,
-# and ingest gets a custom role without delete. Keeping ingest off the dlq, audit and
-# replay_jobs collections entirely would need a second database, and the replayer changes an
-# event, its DLQ record and an audit entry in one transaction, which cannot span databases;
-# ingest's code writes only events (checked by internal/archtest's store-call test).
+# name a database, not a collection. So the operator's collections (DLQ records, audit log,
+# replay jobs) live in their own database (firestore.tf), every grant is conditioned on the
+# databases its service uses, and ingest gets the events database alone, with a custom role
+# without delete: it cannot read or write a DLQ record, an audit entry or a replay job. The
+# store's operator actions span the two databases in steps with a recorded intent
+# (common/store/operator.go); internal/archtest also checks ingest's code calls no store method
+# touching them.
 resource "google_project_iam_custom_role" "ingest_firestore" {
   project     = var.project_id
   role_id     = "${replace(var.name_prefix, "-", "_")}_ingest_firestore"
@@ -95,25 +97,37 @@ resource "google_project_iam_custom_role" "ingest_firestore" {
 }
 
 locals {
-  firestore_database_resource = "projects/${var.project_id}/databases/${var.firestore_database}"
-  firestore_roles = {
-    ingest    = google_project_iam_custom_role.ingest_firestore.name
-    processor = "roles/datastore.user"
-    replayer  = "roles/datastore.user"
+  firestore_database_resource     = "projects/${var.project_id}/databases/${var.firestore_database}"
+  firestore_ops_database_resource = "projects/${var.project_id}/databases/${var.firestore_ops_database}"
+  firestore_grants = {
+    # Events only: no DLQ record, audit entry or replay job.
+    ingest = {
+      role      = google_project_iam_custom_role.ingest_firestore.name
+      databases = [local.firestore_database_resource]
+    }
+    # Events, and the operations database to resolve the DLQ record of a replayed lead.
+    processor = {
+      role      = "roles/datastore.user"
+      databases = [local.firestore_database_resource, local.firestore_ops_database_resource]
+    }
+    replayer = {
+      role      = "roles/datastore.user"
+      databases = [local.firestore_database_resource, local.firestore_ops_database_resource]
+    }
   }
 }
 
 resource "google_project_iam_member" "firestore" {
-  for_each = local.firestore_roles
+  for_each = local.firestore_grants
 
   project = var.project_id
-  role    = each.value
+  role    = each.value.role
   member  = local.runtime_accounts[each.key].member
 
   condition {
-    title       = "leadpipe Firestore database only"
-    description = "Only the pipeline's database (${var.firestore_database})."
-    expression  = "resource.name == \"${local.firestore_database_resource}\""
+    title       = "leadpipe Firestore databases only"
+    description = "Only the pipeline's databases this service uses."
+    expression  = join(" || ", [for db in each.value.databases : "resource.name == \"${db}\""])
   }
 }
 

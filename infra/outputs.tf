@@ -38,6 +38,11 @@ output "firestore_database" {
   value       = google_firestore_database.main.name
 }
 
+output "firestore_ops_database" {
+  description = "Firestore operations database id (FIRESTORE_OPS_DATABASE): DLQ records, audit log, replay jobs."
+  value       = google_firestore_database.ops.name
+}
+
 output "service_accounts" {
   description = "Service account e-mails: runtime (ingest, processor, replayer), push, scheduler and build."
   value = {

@@ -38,10 +38,11 @@ locals {
       ingress = var.processor_ingress
       sources = false
       env = merge(local.common_env, {
-        OTEL_SERVICE_NAME    = "processor"
-        PUSH_AUTH            = "oidc"
-        PUSH_AUDIENCE        = local.service_urls.processor
-        PUSH_SERVICE_ACCOUNT = google_service_account.push.email
+        OTEL_SERVICE_NAME      = "processor"
+        FIRESTORE_OPS_DATABASE = google_firestore_database.ops.name
+        PUSH_AUTH              = "oidc"
+        PUSH_AUDIENCE          = local.service_urls.processor
+        PUSH_SERVICE_ACCOUNT   = google_service_account.push.email
       }, var.processor_env)
       secret_env = merge(local.common_secret_env, var.processor_secret_env)
     }
@@ -49,11 +50,12 @@ locals {
       ingress = "INGRESS_TRAFFIC_ALL"
       sources = true
       env = merge(local.common_env, {
-        OTEL_SERVICE_NAME     = "replayer"
-        SOURCES_FILE          = var.ingest_sources_file
-        PUSH_AUTH             = "oidc"
-        PUSH_AUDIENCE         = local.service_urls.replayer
-        PUSH_SERVICE_ACCOUNTS = google_service_account.push.email
+        OTEL_SERVICE_NAME      = "replayer"
+        FIRESTORE_OPS_DATABASE = google_firestore_database.ops.name
+        SOURCES_FILE           = var.ingest_sources_file
+        PUSH_AUTH              = "oidc"
+        PUSH_AUDIENCE          = local.service_urls.replayer
+        PUSH_SERVICE_ACCOUNTS  = google_service_account.push.email
         # Operator API, triage page and /internal/auto-replay: exact e-mails (no groups).
         AUTH_MODE               = "oidc"
         AUTH_AUDIENCE           = local.service_urls.replayer

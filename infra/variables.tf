@@ -85,6 +85,12 @@ variable "firestore_database" {
   default     = "(default)"
 }
 
+variable "firestore_ops_database" {
+  description = "Firestore database of DLQ records, the audit log and replay jobs (FIRESTORE_OPS_DATABASE on the processor and the replayer). Apart from the events so that ingest, granted the events database alone, cannot write them."
+  type        = string
+  default     = "leadpipe-ops"
+}
+
 variable "firestore_location" {
   description = "Firestore location: a region (e.g. europe-west1) or a multi-region (eur3, nam5). Cannot be changed after creation."
   type        = string

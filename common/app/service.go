@@ -76,11 +76,11 @@ func Dial(ctx context.Context, g config.GCP, env config.Lookuper, opts ClientOpt
 			_ = closeAll()
 		}
 	}()
-	fs, err := firestore.NewClientWithDatabase(ctx, g.ProjectID, g.FirestoreDatabase, opts.Firestore...)
+	st, closeStore, err := OpenStore(ctx, g, opts.Firestore...)
 	if err != nil {
-		return Deps{}, nil, fmt.Errorf("firestore client: %w", err)
+		return Deps{}, nil, err
 	}
-	closers = append(closers, fs.Close)
+	closers = append(closers, closeStore)
 	ps, err := pubsub.NewClient(ctx, g.ProjectID, opts.PubSub...)
 	if err != nil {
 		return Deps{}, nil, fmt.Errorf("pubsub client: %w", err)
@@ -91,8 +91,28 @@ func Dial(ctx context.Context, g config.GCP, env config.Lookuper, opts ClientOpt
 		return Deps{}, nil, fmt.Errorf("storage client: %w", err)
 	}
 	closers = append(closers, gcs.Close)
-	return Deps{Store: store.New(fs), PubSub: ps, Storage: gcs, Env: env,
+	return Deps{Store: st, PubSub: ps, Storage: gcs, Env: env,
 		TracerProvider: otel.GetTracerProvider(), MeterProvider: otel.GetMeterProvider()}, closeAll, nil
+}
+
+// OpenStore opens the store on the configured Firestore database, and on a second client for
+// the operations database when FIRESTORE_OPS_DATABASE names another one. closeStore closes the
+// clients.
+func OpenStore(ctx context.Context, g config.GCP, opts ...option.ClientOption) (_ *store.Store, closeStore func() error, err error) {
+	fs, err := firestore.NewClientWithDatabase(ctx, g.ProjectID, g.FirestoreDatabase, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("firestore client: %w", err)
+	}
+	ops := g.OpsDatabase()
+	if ops == g.FirestoreDatabase {
+		return store.New(fs), fs.Close, nil
+	}
+	opsFS, err := firestore.NewClientWithDatabase(ctx, g.ProjectID, ops, opts...)
+	if err != nil {
+		_ = fs.Close()
+		return nil, nil, fmt.Errorf("firestore client (operations database %s): %w", ops, err)
+	}
+	return store.NewSplit(fs, opsFS), func() error { return errors.Join(opsFS.Close(), fs.Close()) }, nil
 }
 
 // RunFunc runs one service until ctx ends: the shape the mains, devstack's stack and the test

@@ -73,6 +73,18 @@ type GCP struct {
 	RawBucket string `env:"RAW_BUCKET"`
 	// FirestoreDatabase is the Firestore database id. Default "(default)".
 	FirestoreDatabase string `env:"FIRESTORE_DATABASE, default=(default)"`
+	// FirestoreOpsDatabase is the database of DLQ records, the audit log and replay jobs, when
+	// the deployment keeps them apart from the events (so ingest, granted the events database
+	// alone, cannot write them). Empty: the same database as FIRESTORE_DATABASE.
+	FirestoreOpsDatabase string `env:"FIRESTORE_OPS_DATABASE"`
+}
+
+// OpsDatabase is the operations database id: FirestoreOpsDatabase, or FirestoreDatabase.
+func (g GCP) OpsDatabase() string {
+	if g.FirestoreOpsDatabase != "" {
+		return g.FirestoreOpsDatabase
+	}
+	return g.FirestoreDatabase
 }
 
 // Bucket returns RawBucket or its default.

@@ -23,7 +23,7 @@ type AuditFilter struct {
 // newAuditRef is a fresh audit entry, so a transaction can write it together with the change
 // it records.
 func (s *Store) newAuditRef() *firestore.DocumentRef {
-	return s.fs.Collection(collAudit).NewDoc()
+	return s.ops.Collection(collAudit).NewDoc()
 }
 
 // AppendAudit writes one audit entry and returns its id. At defaults to now.
@@ -42,7 +42,7 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 // UpdateAuditOutcome sets the outcome and detail of an entry written earlier (for example
 // when a replay's publish was deferred to the outbox after the entry was committed).
 func (s *Store) UpdateAuditOutcome(ctx context.Context, id, outcome, detail string) error {
-	_, err := s.fs.Collection(collAudit).Doc(id).Update(ctx, []firestore.Update{
+	_, err := s.ops.Collection(collAudit).Doc(id).Update(ctx, []firestore.Update{
 		{Path: "outcome", Value: outcome},
 		{Path: "detail", Value: detail},
 	})
@@ -63,7 +63,7 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter, pageSize int, page
 	if pageSize <= 0 {
 		pageSize = 50
 	}
-	col := s.fs.Collection(collAudit)
+	col := s.ops.Collection(collAudit)
 	q := col.Query
 	if f.Actor != "" {
 		q = q.Where("actor", "==", f.Actor)

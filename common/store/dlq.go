@@ -30,7 +30,7 @@ type DLQFilter struct {
 
 // dlqRef is the DLQ record of an event document id.
 func (s *Store) dlqRef(id string) *firestore.DocumentRef {
-	return s.fs.Collection(collDLQ).Doc(id)
+	return s.ops.Collection(collDLQ).Doc(id)
 }
 
 // decodeDLQ reads a DLQ record from a snapshot.
@@ -132,7 +132,7 @@ type DLQCount struct {
 // It reads at most limit records (only the grouped fields) and reports whether it stopped
 // there, so a huge backlog cannot make the triage page slow.
 func (s *Store) CountDLQ(ctx context.Context, statusFilter DLQStatus, limit int) ([]DLQCount, bool, error) {
-	q := s.fs.Collection(collDLQ).Select("failure_class", "source")
+	q := s.ops.Collection(collDLQ).Select("failure_class", "source")
 	if statusFilter != "" {
 		q = q.Where("status", "==", statusFilter)
 	}
@@ -176,7 +176,7 @@ func (s *Store) CountDLQ(ctx context.Context, statusFilter DLQStatus, limit int)
 
 // dlqQuery is the query of the DLQ records f matches, shared by the list and its count.
 func (s *Store) dlqQuery(f DLQFilter) firestore.Query {
-	q := s.fs.Collection(collDLQ).Query
+	q := s.ops.Collection(collDLQ).Query
 	if f.Source != "" {
 		q = q.Where("source", "==", f.Source)
 	}

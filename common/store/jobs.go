@@ -58,7 +58,7 @@ func (j *ReplayJob) Final() bool { return j.Status == JobDone || j.Status == Job
 var ErrJobLeased = errors.New("replay job held by another instance")
 
 func (s *Store) jobRef(id string) *firestore.DocumentRef {
-	return s.fs.Collection(collReplayJobs).Doc(id)
+	return s.ops.Collection(collReplayJobs).Doc(id)
 }
 
 // CreateReplayJob stores a new job under j.ID (which the caller chooses).
@@ -82,7 +82,7 @@ func (s *Store) GetReplayJob(ctx context.Context, id string) (*ReplayJob, error)
 // SaveReplayJob writes the job's progress (counters, cursor, status, lease) if owner still
 // holds its lease; ErrJobLeased otherwise.
 func (s *Store) SaveReplayJob(ctx context.Context, j *ReplayJob, owner string) error {
-	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+	err := s.runOpsTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snap, err := tx.Get(s.jobRef(j.ID))
 		if err != nil {
 			return err
@@ -111,7 +111,7 @@ func (s *Store) SaveReplayJob(ctx context.Context, j *ReplayJob, owner string) e
 // another live owner holds it.
 func (s *Store) LeaseReplayJob(ctx context.Context, id, owner string, ttl time.Duration) (*ReplayJob, error) {
 	var out *ReplayJob
-	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+	err := s.runOpsTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snap, err := tx.Get(s.jobRef(id))
 		if err != nil {
 			return err
@@ -149,7 +149,7 @@ func (s *Store) LeaseReplayJob(ctx context.Context, id, owner string, ttl time.D
 func (s *Store) UnfinishedReplayJobs(ctx context.Context, limit int) ([]*ReplayJob, error) {
 	var out []*ReplayJob
 	for _, st := range []string{JobQueued, JobRunning} {
-		it := s.fs.Collection(collReplayJobs).Where("status", "==", st).Limit(limit).Documents(ctx)
+		it := s.ops.Collection(collReplayJobs).Where("status", "==", st).Limit(limit).Documents(ctx)
 		for {
 			snap, err := it.Next()
 			if errors.Is(err, iterator.Done) {

@@ -10,11 +10,15 @@ import (
 
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/devstack/devstacktest"
+	"github.com/leadpipe/leadpipe/devstack/emulators"
 )
 
 var (
 	env    *devstacktest.Env
 	client *firestore.Client
+	// opsClient is on the operations database: the store tests run on two databases, as
+	// the deployment does (the two-step operator actions are what they prove).
+	opsClient *firestore.Client
 )
 
 func TestMain(m *testing.M) {
@@ -36,6 +40,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer client.Close()
+	opsClient, err = firestore.NewClientWithDatabase(ctx, env.ProjectID, emulators.OpsDatabase)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "firestore ops client:", err)
+		return 1
+	}
+	defer opsClient.Close()
 	return m.Run()
 }
 
@@ -47,5 +57,5 @@ func newStore(t *testing.T) *store.Store {
 		t.Fatalf("reset: %v", err)
 	}
 	t.Cleanup(env.ClearFaults)
-	return store.New(client)
+	return store.NewSplit(client, opsClient)
 }

@@ -12,11 +12,32 @@ import (
 )
 
 // This file is the operator's and the DLQ intake's half of the event lifecycle: Replay,
-// Discard, RecordDeadLetter and Resolve, each one transaction over the event, its DLQ record
-// and (for operator actions) the audit entry. Replay, Discard and a dead-letter's quarantine
-// move the event's fence, so the verdict of a lease taken before them is refused
-// (ErrFenceSuperseded). Callers pass their policy in as a pure Decision over what the
-// transaction read; the store applies it and owns every field it writes.
+// Discard, RecordDeadLetter and Resolve. The event lives in the events database and its DLQ
+// record and the audit log in the operations database (one database unless the deployment
+// splits them), so no transaction spans both. An operator action is three steps:
+//
+//  1. intent (operations database, one transaction): read the record, read the event, decide;
+//     a no-op is audited and ends here; otherwise the record gets Pending (verb, actor, reason,
+//     the event's fence as read) and no second action can start on it;
+//  2. the event (events database, one transaction): applied only if the event still has that
+//     fence, and always raising it, so the verdict of a lease taken before is refused
+//     (ErrFenceSuperseded); if the fence moved, the intent is withdrawn and the action decides
+//     again;
+//  3. the record's new status, Pending removed and the audit entry (operations database, one
+//     transaction).
+//
+// An action interrupted after 1 leaves Pending; the next one to touch the record (an action,
+// the DLQ intake, Resolve) once it is older than pendingTTL finishes it from what the event
+// says: step 2 happened (the fence moved and the event carries the action) -> step 3 with the
+// intent's actor and reason; it did not -> the intent is withdrawn, audited as interrupted.
+// Callers pass their policy in as a pure Decision over what step 1 read.
+
+// pendingTTL is how old an intent must be before it counts as interrupted (an action's three
+// steps take milliseconds).
+const pendingTTL = 30 * time.Second
+
+// errPendingBusy: another action on the record is between its steps.
+var errPendingBusy = errors.New("another action on this record is in progress")
 
 // Decision is an operator action's policy over the DLQ record and its event document (nil when
 // there is none). It returns a no-op outcome ("" to apply the action) or an error that aborts
@@ -65,11 +86,11 @@ type Transition struct {
 // last_replay_id, attempts_base = attempts (the quarantine threshold starts over), the lease
 // cleared, fence+1 (an in-flight holder of a forced replay cannot record its verdict), back in
 // the outbox at a.OutboxDueAt, and optionally the renormalized event; the DLQ record becomes
-// replayed and the audit entry is appended, all in one transaction. ErrNotFound when there is
-// no such DLQ record; decide's errors as is; others classified.
+// replayed and the audit entry is appended, in the three steps of the file comment.
+// ErrNotFound when there is no such DLQ record; decide's errors as is; ErrContended (retryable)
+// when another action on the record stays in progress; others classified.
 func (s *Store) Replay(ctx context.Context, a Action, decide Decision) (*Transition, error) {
-	var out *Transition
-	err := s.action(ctx, a, "replay", decide, func(tx *firestore.Transaction, rec *DLQRecord, doc *EventDoc, now time.Time, t *Transition) error {
+	return s.action(ctx, a, "replay", decide, func(tx *firestore.Transaction, doc *EventDoc, now time.Time, t *Transition) error {
 		if doc == nil {
 			return fmt.Errorf("replay without an event document: %w", ErrNotFound)
 		}
@@ -91,56 +112,94 @@ func (s *Store) Replay(ctx context.Context, a Action, decide Decision) (*Transit
 				firestore.Update{Path: "event", Value: t.Event},
 				firestore.Update{Path: "mapping_version", Value: t.Event.MappingVersion})
 		}
-		if err := tx.Update(s.eventRef(a.ID), updates); err != nil {
-			return err
-		}
-		t.EventState, t.RecordStatus = StateReceived, DLQReplayed
-		return tx.Update(s.dlqRef(a.ID), dlqStatusUpdates(DLQReplayed, a.Actor, now))
-	}, &out)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+		t.EventState = StateReceived
+		return tx.Update(s.eventRef(a.ID), updates)
+	})
 }
 
 // Discard moves the event (if any) to discarded, a terminal state, with fence+1 and the lease
-// and outbox entry cleared, and the DLQ record to discarded, if decide says so, in one
-// transaction with its audit entry. ErrNotFound when there is no such DLQ record; decide's
+// and outbox entry cleared, and the DLQ record to discarded, if decide says so, with its audit
+// entry, in the three steps of the file comment. ErrNotFound when there is no such DLQ record; decide's
 // errors as is; others classified.
 func (s *Store) Discard(ctx context.Context, a Action, decide Decision) (*Transition, error) {
-	var out *Transition
-	err := s.action(ctx, a, "discard", decide, func(tx *firestore.Transaction, rec *DLQRecord, doc *EventDoc, now time.Time, t *Transition) error {
-		if doc != nil {
-			updates := append(releaseLease(),
-				firestore.Update{Path: fState, Value: StateDiscarded},
-				firestore.Update{Path: fFence, Value: doc.Fence + 1},
-				firestore.Update{Path: fOutboxDueAt, Value: firestore.Delete},
-				firestore.Update{Path: fUpdatedAt, Value: now})
-			if err := tx.Update(s.eventRef(a.ID), updates); err != nil {
-				return err
-			}
-			t.EventState = StateDiscarded
+	return s.action(ctx, a, "discard", decide, func(tx *firestore.Transaction, doc *EventDoc, now time.Time, t *Transition) error {
+		if doc == nil {
+			return nil
 		}
-		t.RecordStatus = DLQDiscarded
-		return tx.Update(s.dlqRef(a.ID), dlqStatusUpdates(DLQDiscarded, a.Actor, now))
-	}, &out)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+		t.EventState = StateDiscarded
+		return tx.Update(s.eventRef(a.ID), append(releaseLease(),
+			firestore.Update{Path: fState, Value: StateDiscarded},
+			firestore.Update{Path: fFence, Value: doc.Fence + 1},
+			firestore.Update{Path: fOutboxDueAt, Value: firestore.Delete},
+			firestore.Update{Path: fUpdatedAt, Value: now}))
+	})
 }
 
-// action is the transaction shared by Replay and Discard: read the record and the event,
-// decide, apply (or audit the no-op), append the audit entry.
+// verbStatus is the DLQ status an applied action leaves its record in.
+var verbStatus = map[string]DLQStatus{"replay": DLQReplayed, "discard": DLQDiscarded}
+
+// action runs an operator action's three steps (see the file comment) and returns what it did.
 func (s *Store) action(ctx context.Context, a Action, verb string, decide Decision,
-	apply func(tx *firestore.Transaction, rec *DLQRecord, doc *EventDoc, now time.Time, t *Transition) error, out **Transition) error {
-	errDecided := errors.New("decided")
-	var (
-		decided error
-		logged  *AuditEntry // the entry the committed try wrote, for its log line
-	)
-	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		decided, logged = nil, nil
+	apply func(tx *firestore.Transaction, doc *EventDoc, now time.Time, t *Transition) error) (*Transition, error) {
+	wrap := func(err error) error {
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return fmt.Errorf("%s %s: %w", verb, a.ID, ErrNotFound)
+		case errors.Is(err, errPendingBusy):
+			return fmt.Errorf("%s %s: %w: %w", verb, a.ID, errPendingBusy, ErrContended)
+		}
+		return fmt.Errorf("%s %s: %w", verb, a.ID, classify(err))
+	}
+	for try := 0; ; try++ {
+		if err := s.recoverPending(ctx, a.ID); err != nil {
+			return nil, wrap(err)
+		}
+		t, pend, decided, err := s.intend(ctx, a, verb, decide)
+		switch {
+		case decided != nil:
+			return nil, decided
+		case errors.Is(err, errPendingBusy) && try < 60:
+			if werr := sleepCtx(ctx, 50*time.Millisecond); werr != nil {
+				return nil, werr
+			}
+			continue
+		case err != nil:
+			return nil, wrap(err)
+		case pend == nil:
+			return t, nil // a no-op, audited unless quiet
+		}
+		applied, err := s.applyEvent(ctx, a.ID, pend, t, apply)
+		if err != nil || !applied {
+			// Withdraw the intent: the event failed to change, or moved since the decision.
+			if cerr := s.withdraw(context.WithoutCancel(ctx), a.ID, pend, ""); cerr != nil && err == nil {
+				err = cerr
+			}
+			if err != nil {
+				if errors.Is(err, ErrNotFound) {
+					return nil, err
+				}
+				return nil, wrap(err)
+			}
+			if try < 3 {
+				continue
+			}
+			return nil, wrap(ErrContended)
+		}
+		if err := s.settle(context.WithoutCancel(ctx), a.ID, pend, t, ""); err != nil {
+			// The event changed; the record's status and audit are owed. The next touch after
+			// pendingTTL writes them from the intent.
+			return nil, wrap(err)
+		}
+		return t, nil
+	}
+}
+
+// intend is step 1: decide on the record and the event; audit a no-op, or record the intent.
+// decided is the Decision's own error, returned as is.
+func (s *Store) intend(ctx context.Context, a Action, verb string, decide Decision) (t *Transition, pend *PendingAction, decided, err error) {
+	var logged *AuditEntry
+	err = s.runOpsTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		t, pend, decided, logged = nil, nil, nil, nil
 		now := s.Now()
 		rec, err := txDLQ(tx, s.dlqRef(a.ID))
 		if err != nil {
@@ -149,55 +208,192 @@ func (s *Store) action(ctx context.Context, a Action, verb string, decide Decisi
 		if rec == nil {
 			return ErrNotFound
 		}
-		doc, err := txEvent(tx, s.eventRef(a.ID))
+		if rec.Pending != nil {
+			return errPendingBusy
+		}
+		doc, err := s.eventOrNil(ctx, a.ID)
 		if err != nil {
 			return err
 		}
-		t := &Transition{RecordStatus: rec.Status}
+		t = &Transition{RecordStatus: rec.Status}
 		if doc != nil {
 			t.EventState = doc.State
 		}
-		*out = t
 		noop, err := decide(rec, doc)
 		if err != nil {
 			decided = err
-			return errDecided
+			return nil
 		}
-		audit := AuditEntry{At: now, Actor: a.Actor, Action: verb, Reason: a.Reason, Targets: []string{a.ID}, JobID: a.JobID}
 		if noop != "" {
 			t.Noop = noop
 			if a.QuietNoop {
 				return nil
 			}
-			audit.Outcome = noop
-		} else {
-			if err := apply(tx, rec, doc, now, t); err != nil {
-				return err
-			}
-			audit.Outcome, audit.ReplayID = a.Outcome, a.ReplayID
-			if t.PrevMappingVersion != "" {
-				audit.Detail = fmt.Sprintf("renormalized: mapping %s -> %s", t.PrevMappingVersion, t.Event.MappingVersion)
-			}
+			audit := AuditEntry{At: now, Actor: a.Actor, Action: verb, Reason: a.Reason, Targets: []string{a.ID}, JobID: a.JobID, Outcome: noop}
+			ref := s.newAuditRef()
+			t.AuditID, logged = ref.ID, &audit
+			return tx.Create(ref, audit)
+		}
+		fence := int64(-1)
+		if doc != nil {
+			fence = doc.Fence
+		}
+		pend = &PendingAction{Verb: verb, Actor: a.Actor, Reason: a.Reason, JobID: a.JobID, Outcome: a.Outcome,
+			ReplayID: a.ReplayID, Fence: fence, At: now}
+		return tx.Update(s.dlqRef(a.ID), []firestore.Update{{Path: "pending", Value: pend}, {Path: fUpdatedAt, Value: now}})
+	})
+	if err == nil && logged != nil {
+		LogAudit(ctx, t.AuditID, *logged)
+	}
+	if err != nil || decided != nil {
+		return nil, nil, decided, err
+	}
+	return t, pend, nil, nil
+}
+
+// applyEvent is step 2: apply the action to the event if it still has the intent's fence.
+func (s *Store) applyEvent(ctx context.Context, id string, pend *PendingAction, t *Transition,
+	apply func(tx *firestore.Transaction, doc *EventDoc, now time.Time, t *Transition) error) (bool, error) {
+	applied := false
+	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		applied = false
+		doc, err := txEvent(tx, s.eventRef(id))
+		if err != nil {
+			return err
+		}
+		fence := int64(-1)
+		if doc != nil {
+			fence = doc.Fence
+		}
+		if fence != pend.Fence {
+			return nil
+		}
+		applied = true
+		return apply(tx, doc, s.Now(), t)
+	})
+	return applied, err
+}
+
+// settle is step 3: the record's status, the intent removed and the audit entry; detail notes
+// an action finished by recoverPending. It does nothing when the intent is no longer there
+// (someone finished or withdrew it).
+func (s *Store) settle(ctx context.Context, id string, pend *PendingAction, t *Transition, detail string) error {
+	status := verbStatus[pend.Verb]
+	var logged *AuditEntry
+	err := s.runOpsTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		logged = nil
+		rec, err := txDLQ(tx, s.dlqRef(id))
+		if err != nil || rec == nil || !samePending(rec.Pending, pend) {
+			return err
+		}
+		now := s.Now()
+		audit := AuditEntry{At: now, Actor: pend.Actor, Action: pend.Verb, Reason: pend.Reason, Targets: []string{id},
+			JobID: pend.JobID, Outcome: pend.Outcome, ReplayID: pend.ReplayID, Detail: detail}
+		if t.PrevMappingVersion != "" {
+			audit.Detail = fmt.Sprintf("renormalized: mapping %s -> %s", t.PrevMappingVersion, t.Event.MappingVersion)
+		}
+		if err := tx.Update(s.dlqRef(id), append(dlqStatusUpdates(status, pend.Actor, now), firestore.Update{Path: "pending", Value: firestore.Delete})); err != nil {
+			return err
 		}
 		ref := s.newAuditRef()
-		t.AuditID = ref.ID
-		logged = &audit
+		t.AuditID, t.RecordStatus, logged = ref.ID, status, &audit
 		return tx.Create(ref, audit)
 	})
 	if err == nil && logged != nil {
 		// Every audit entry is also a log line (AppendAudit does the same), whoever acted: the
 		// API, the triage page, a bulk job or auto-replay.
-		LogAudit(ctx, (*out).AuditID, *logged)
+		LogAudit(ctx, t.AuditID, *logged)
 	}
+	return err
+}
+
+// withdraw removes an intent whose event step did not happen; an outcome (recoverPending's
+// "interrupted") is audited.
+func (s *Store) withdraw(ctx context.Context, id string, pend *PendingAction, outcome string) error {
+	var logged *AuditEntry
+	var auditID string
+	err := s.runOpsTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		logged = nil
+		rec, err := txDLQ(tx, s.dlqRef(id))
+		if err != nil || rec == nil || !samePending(rec.Pending, pend) {
+			return err
+		}
+		if err := tx.Update(s.dlqRef(id), []firestore.Update{{Path: "pending", Value: firestore.Delete}}); err != nil {
+			return err
+		}
+		if outcome == "" {
+			return nil
+		}
+		audit := AuditEntry{At: s.Now(), Actor: pend.Actor, Action: pend.Verb, Reason: pend.Reason, Targets: []string{id},
+			JobID: pend.JobID, ReplayID: pend.ReplayID, Outcome: outcome, Detail: "interrupted before the event changed; not applied"}
+		ref := s.newAuditRef()
+		auditID, logged = ref.ID, &audit
+		return tx.Create(ref, audit)
+	})
+	if err == nil && logged != nil {
+		LogAudit(ctx, auditID, *logged)
+	}
+	return err
+}
+
+// recoverPending finishes or withdraws an interrupted action on the record (see the file
+// comment); a fresh intent is left to its action.
+func (s *Store) recoverPending(ctx context.Context, id string) error {
+	rec, err := s.GetDLQ(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pend := rec.Pending
+	if pend == nil || s.Now().Sub(pend.At) < pendingTTL {
+		return nil
+	}
+	doc, err := s.eventOrNil(ctx, id)
+	if err != nil {
+		return err
+	}
+	var done bool
 	switch {
-	case errors.Is(err, errDecided):
-		return decided
-	case errors.Is(err, ErrNotFound):
-		return fmt.Errorf("%s %s: %w", verb, a.ID, ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("%s %s: %w", verb, a.ID, classify(err))
+	case doc == nil:
+		done = pend.Fence == -1 && pend.Verb == "discard"
+	case doc.Fence == pend.Fence+1:
+		done = pend.Verb == "replay" && doc.LastReplayID == pend.ReplayID || pend.Verb == "discard" && doc.State == StateDiscarded
+	case doc.Fence > pend.Fence+1:
+		// Moved on further since: the action's own change is no longer readable; the event
+		// carries a replay id or discarded state only if it was applied.
+		done = pend.Verb == "replay" && doc.LastReplayID == pend.ReplayID
 	}
-	return nil
+	if done {
+		return s.settle(ctx, id, pend, &Transition{}, "completed after an interruption")
+	}
+	return s.withdraw(ctx, id, pend, "interrupted")
+}
+
+// samePending reports whether the record still carries the intent p.
+func samePending(cur, p *PendingAction) bool {
+	return cur != nil && cur.Verb == p.Verb && cur.Fence == p.Fence && cur.ReplayID == p.ReplayID && cur.At.Equal(p.At)
+}
+
+// eventOrNil reads the event document; nil (and no error) when there is none.
+func (s *Store) eventOrNil(ctx context.Context, id string) (*EventDoc, error) {
+	doc, err := s.GetEvent(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return doc, err
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // DeadLetter is the intake's policy for one dead-letter message, passed to RecordDeadLetter:
@@ -213,57 +409,80 @@ type Quarantine struct {
 	By     Origin
 }
 
-// RecordDeadLetter upserts the DLQ record of event document id as merge decides, in one
-// transaction with the event: when merge asks for a quarantine and the event is still live
+// RecordDeadLetter upserts the DLQ record of event document id as merge decides, then (in the
+// events database) the event: when merge asks for a quarantine and the event is still live
 // (received, processing, failed, parked), it moves to quarantined with the reason, fence+1 and
 // the lease cleared, so a processor still holding a lease cannot record a verdict over it, and
 // a later replay's quarantined -> received transition holds. It returns the stored record.
 func (s *Store) RecordDeadLetter(ctx context.Context, id string, merge DeadLetter) (*DLQRecord, error) {
-	var out *DLQRecord
-	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		now := s.Now()
-		doc, err := txEvent(tx, s.eventRef(id))
-		if err != nil {
-			return err
-		}
+	if err := s.recoverPending(ctx, id); err != nil {
+		return nil, fmt.Errorf("record dlq %s: %w", id, classify(err))
+	}
+	doc, err := s.eventOrNil(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("record dlq %s: %w", id, err)
+	}
+	var (
+		out *DLQRecord
+		q   *Quarantine
+	)
+	err = s.runOpsTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		cur, err := txDLQ(tx, s.dlqRef(id))
 		if err != nil {
 			return err
 		}
-		rec, q := merge(cur, doc)
-		rec.ID, rec.UpdatedAt = id, now
+		rec, quarantine := merge(cur, doc)
+		rec.ID, rec.UpdatedAt = id, s.Now()
 		if rec.NormalizedEventRef == "" {
 			rec.NormalizedEventRef = DocPath(id)
 		}
-		if err := tx.Set(s.dlqRef(id), rec); err != nil {
-			return err
+		if cur != nil {
+			rec.Pending = cur.Pending // an operator action in progress keeps its intent
 		}
-		out = rec
-		if q == nil || doc == nil || doc.State.Terminal() {
-			return nil
-		}
-		updates := append(quarantineUpdates(q.Reason, q.By, now), releaseLease()...)
-		return tx.Update(s.eventRef(id), append(updates, firestore.Update{Path: fFence, Value: doc.Fence + 1}, firestore.Update{Path: fUpdatedAt, Value: now}))
+		out, q = rec, quarantine
+		return tx.Set(s.dlqRef(id), rec)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record dlq %s: %w", id, classify(err))
 	}
+	if q == nil || doc == nil || doc.State.Terminal() {
+		return out, nil
+	}
+	// The event's quarantine, in its own database: only if it is where merge saw it (same
+	// fence, still live). If a claim or a replay moved it since, that delivery decides; the
+	// record stands either way. A crash before this step nacks the dead-letter message, whose
+	// redelivery runs both steps again.
+	err = s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		cur, err := txEvent(tx, s.eventRef(id))
+		if err != nil || cur == nil || cur.State.Terminal() || cur.Fence != doc.Fence {
+			return err
+		}
+		now := s.Now()
+		updates := append(quarantineUpdates(q.Reason, q.By, now), releaseLease()...)
+		return tx.Update(s.eventRef(id), append(updates, firestore.Update{Path: fFence, Value: cur.Fence + 1}, firestore.Update{Path: fUpdatedAt, Value: now}))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record dlq %s: quarantine event: %w", id, classify(err))
+	}
 	return out, nil
 }
 
-// Resolve marks a replayed DLQ record resolved when its event has since succeeded, in one
-// transaction over both documents. It reports whether it did; a record in any other status, or
+// Resolve marks a replayed DLQ record resolved when its event has since succeeded (read
+// first; a succeeded event stays succeeded). It reports whether it did; a record in any other status, or
 // whose event has not succeeded (yet), or that does not exist, is left as it is.
 func (s *Store) Resolve(ctx context.Context, id string) (bool, error) {
+	if err := s.recoverPending(ctx, id); err != nil {
+		return false, fmt.Errorf("resolve dlq %s: %w", id, classify(err))
+	}
+	ev, err := s.eventOrNil(ctx, id)
+	if err != nil || ev == nil || ev.State != StateSucceeded {
+		return false, err
+	}
 	done := false
-	err := s.runTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+	err = s.runOpsTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		done = false
 		rec, err := txDLQ(tx, s.dlqRef(id))
-		if err != nil || rec == nil || rec.Status != DLQReplayed {
-			return err
-		}
-		ev, err := txEvent(tx, s.eventRef(id))
-		if err != nil || ev == nil || ev.State != StateSucceeded {
+		if err != nil || rec == nil || rec.Status != DLQReplayed || rec.Pending != nil {
 			return err
 		}
 		done = true

@@ -29,7 +29,7 @@ func (s *Store) CountEvents(ctx context.Context, state State, since time.Time) (
 // CountDLQStatus counts the DLQ records of one status and failure class ("" for every class)
 // with an aggregation query.
 func (s *Store) CountDLQStatus(ctx context.Context, status DLQStatus, class failure.Class) (int64, error) {
-	q := s.fs.Collection(collDLQ).Where("status", "==", status)
+	q := s.ops.Collection(collDLQ).Where("status", "==", status)
 	if class != "" {
 		q = q.Where("failure_class", "==", class)
 	}

@@ -53,15 +53,27 @@ var (
 	ErrNotFound = errors.New("not found")
 )
 
-// Store wraps a Firestore client.
+// Store wraps the Firestore clients: fs on the events database (events and everything the
+// processing path writes), ops on the operations database (DLQ records, the audit log and
+// replay jobs). They are one database unless the deployment splits them
+// (FIRESTORE_OPS_DATABASE), so that ingest, granted the events database alone, cannot write a
+// DLQ record, an audit entry or a replay job. Nothing assumes one transaction spans both:
+// operator actions and the DLQ intake are two steps with a recorded intent (operator.go).
 type Store struct {
 	fs  *firestore.Client
+	ops *firestore.Client
 	now func() time.Time
 }
 
-// New returns a Store on client.
+// New returns a Store on client, for both the events and the operations collections.
 func New(client *firestore.Client) *Store {
-	return &Store{fs: client, now: time.Now}
+	return &Store{fs: client, ops: client, now: time.Now}
+}
+
+// NewSplit returns a Store on two databases: events for the event lifecycle, ops for DLQ
+// records, the audit log and replay jobs.
+func NewSplit(events, ops *firestore.Client) *Store {
+	return &Store{fs: events, ops: ops, now: time.Now}
 }
 
 // Now is the store's clock (UTC).

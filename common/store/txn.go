@@ -19,8 +19,17 @@ var ErrContended = txretry.ErrContended
 // timeout") returns at once; a conflicting commit costs the client library's single pause of
 // at most a second before it returns.
 func (s *Store) runTx(ctx context.Context, f func(ctx context.Context, tx *firestore.Transaction) error) error {
+	return runTxOn(ctx, s.fs, f)
+}
+
+// runOpsTx is runTx on the operations database (DLQ records, audit, replay jobs).
+func (s *Store) runOpsTx(ctx context.Context, f func(ctx context.Context, tx *firestore.Transaction) error) error {
+	return runTxOn(ctx, s.ops, f)
+}
+
+func runTxOn(ctx context.Context, c *firestore.Client, f func(ctx context.Context, tx *firestore.Transaction) error) error {
 	return txretry.Default.Do(ctx, func(ctx context.Context) error {
-		return s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		return c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 			return txretry.Shield(ctx, f(ctx, tx))
 		}, firestore.MaxAttempts(1))
 	}, nil, nil)

@@ -123,6 +123,26 @@ type DLQRecord struct {
 	StatusChangedBy    string    `firestore:"status_changed_by,omitempty" json:"status_changed_by,omitempty"`
 	CreatedAt          time.Time `firestore:"created_at" json:"created_at"`
 	UpdatedAt          time.Time `firestore:"updated_at" json:"updated_at"`
+	// Pending is an operator action between its two steps (the event's change in the events
+	// database, then the record's and the audit entry in the operations database); see
+	// operator.go. Nil otherwise.
+	Pending *PendingAction `firestore:"pending,omitempty" json:"pending,omitempty"`
+}
+
+// PendingAction is the intent of an operator action, written on its DLQ record before the
+// event changes, so that an action interrupted between the two databases is completed (or
+// rolled back) with its actor and reason by the next one to touch the record.
+type PendingAction struct {
+	Verb     string `firestore:"verb" json:"verb"` // replay, discard
+	Actor    string `firestore:"actor" json:"actor"`
+	Reason   string `firestore:"reason" json:"reason"`
+	JobID    string `firestore:"job_id,omitempty" json:"job_id,omitempty"`
+	Outcome  string `firestore:"outcome,omitempty" json:"outcome,omitempty"`
+	ReplayID string `firestore:"replay_id,omitempty" json:"replay_id,omitempty"`
+	// Fence is the event's fence when the action was decided (-1: no event document); the
+	// event step applies only at that fence and leaves it at Fence+1.
+	Fence int64     `firestore:"fence" json:"fence"`
+	At    time.Time `firestore:"at" json:"at"`
 }
 
 // AuditEntry records one operator (or auto-replay) action.

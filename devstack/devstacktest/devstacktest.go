@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/leadpipe/leadpipe/common/app"
+	"github.com/leadpipe/leadpipe/common/store"
 	"io"
 	"log/slog"
 	"os"
@@ -180,6 +182,23 @@ func (e *Env) Lookuper(overrides map[string]string) config.Lookuper {
 // FirestoreClient returns a client on the emulator; the caller closes it.
 func (e *Env) FirestoreClient(ctx context.Context) (*firestore.Client, error) {
 	return firestore.NewClient(ctx, e.ProjectID)
+}
+
+// Store opens the pipeline's store on the emulators as the services open it (app.OpenStore):
+// events in "(default)", DLQ records, audit and replay jobs in emulators.OpsDatabase. The
+// caller closes it.
+func (e *Env) Store(ctx context.Context) (*store.Store, func() error, error) {
+	return app.OpenStore(ctx, config.GCP{ProjectID: e.ProjectID, FirestoreDatabase: "(default)", FirestoreOpsDatabase: emulators.OpsDatabase})
+}
+
+// SplitStore is store.NewSplit on events (a client on the "(default)" database) and a new client
+// on emulators.OpsDatabase, which closeOps closes: the store a test shares a client with.
+func (e *Env) SplitStore(ctx context.Context, events *firestore.Client) (_ *store.Store, closeOps func() error, err error) {
+	ops, err := firestore.NewClientWithDatabase(ctx, e.ProjectID, emulators.OpsDatabase)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store.NewSplit(events, ops), ops.Close, nil
 }
 
 // PubSubClient returns a client on the emulator; the caller closes it.

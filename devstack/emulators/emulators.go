@@ -176,8 +176,17 @@ func Start(ctx context.Context, o Options) (*Set, error) {
 
 // Vars are the three client variables.
 func (s *Set) Vars() map[string]string {
-	return map[string]string{FirestoreVar: s.FirestoreAddr, PubSubVar: s.PubSubAddr, StorageVar: s.StorageHost}
+	return map[string]string{FirestoreVar: s.FirestoreAddr, PubSubVar: s.PubSubAddr, StorageVar: s.StorageHost,
+		OpsDatabaseVar: OpsDatabase}
 }
+
+// OpsDatabase is the Firestore database of DLQ records, the audit log and replay jobs locally,
+// apart from the events' "(default)" as in the cloud deployment (infra/), so that every local
+// run and test exercises the two-database lifecycle; OpsDatabaseVar names it to the services.
+const (
+	OpsDatabase    = "leadpipe-ops"
+	OpsDatabaseVar = "FIRESTORE_OPS_DATABASE"
+)
 
 // StorageURL is the storage emulator's base URL (with the scheme).
 func (s *Set) StorageURL() string {
@@ -219,21 +228,23 @@ func (s *Set) CreateBucket(ctx context.Context, project, name string) error {
 	return nil
 }
 
-// ResetFirestore deletes every document of the project's default database (both emulators
-// answer the same DELETE).
+// ResetFirestore deletes every document of the project's default and operations databases
+// (both emulators answer the same DELETE).
 func (s *Set) ResetFirestore(ctx context.Context, project string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete,
-		"http://"+s.FirestoreAddr+"/emulator/v1/projects/"+project+"/databases/(default)/documents", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reset firestore: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("reset firestore: status %d", resp.StatusCode)
+	for _, db := range []string{"(default)", OpsDatabase} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete,
+			"http://"+s.FirestoreAddr+"/emulator/v1/projects/"+project+"/databases/"+db+"/documents", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("reset firestore %s: %w", db, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("reset firestore %s: status %d", db, resp.StatusCode)
+		}
 	}
 	return nil
 }

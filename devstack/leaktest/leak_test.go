@@ -25,8 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/firestore"
-
 	"github.com/leadpipe/leadpipe/common/event"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/common/telemetry/telemetrytest"
@@ -227,12 +225,11 @@ func stateIs(t *testing.T, s *store.Store, key string, want ...store.State) {
 // TestNoPersonalDataOrCredentialInTelemetry drives every path, then checks every log line,
 // span (name, attributes, events, status) and metric label for every needle.
 func TestNoPersonalDataOrCredentialInTelemetry(t *testing.T) {
-	fs, err := firestore.NewClient(t.Context(), st.ProjectID)
+	s, closeStore, err := st.Store(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fs.Close()
-	s := store.New(fs)
+	defer closeStore()
 
 	// Accepted, then a duplicate.
 	acc := canonical("accepted", "lead.created", people["accepted"], true)

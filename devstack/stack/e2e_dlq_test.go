@@ -42,7 +42,7 @@ func api(t *testing.T, method, path string, body any, token string) (int, map[st
 // lead is quarantined with class auth and shows once in the DLQ; after the fix an operator
 // replays it (twice, by mistake) and the CRM gets exactly one record.
 func TestE2E_AuthFailureQuarantinesThenReplayMakesOneRecord(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	st.CRM.ExpireTokens()
 	st.CRM.SetFaults(fakecrm.Faults{RejectCredentials: true})
 	t.Cleanup(func() { st.CRM.SetFaults(fakecrm.Faults{}) })

@@ -18,7 +18,7 @@ import (
 // default) for a contact the CRM does not have creates nothing: it is quarantined with reason
 // no_match and the replayer's DLQ shows that reason.
 func TestE2E_EnrichmentForUnknownContactIsNoMatch(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	l := newLead("nomatch-1")
 	l.EventType = event.TypeLeadEnriched
 	if code, body := sendLead(t, l); code != 202 {
@@ -68,7 +68,7 @@ func salesforceRecordsByEmail(email string) []fakecrm.Record {
 // one after the other and when both are sent at the same moment. The Meta lead is older, so
 // the values of the newer, more trusted demo lead stay.
 func TestE2E_MetaAndCanonicalLeadOfOnePersonMakeOneRecord(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	t1 := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	succeeded := func(id string) func() (bool, string) {
 		return func() (bool, string) {

@@ -180,7 +180,7 @@ func TestE2E_TwelveDeliveriesWithoutAttemptQuarantineOnce(t *testing.T) {
 		"MAX_ATTEMPTS": fmt.Sprint(maxAttempts), "BREAKER_THRESHOLD": "1000", "RETRY_SPACING": "20ms",
 	})
 	watch := watchDLQ(t)
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	st.CRM.SetFaults(fakecrm.Faults{ErrorRate: 1})
 	t.Cleanup(func() { st.CRM.SetFaults(fakecrm.Faults{}) })
 
@@ -256,7 +256,7 @@ func TestE2E_TwelveDeliveriesWithoutAttemptQuarantineOnce(t *testing.T) {
 // replayer's DLQ with its reason through the production (ordered) subscription, where Google's
 // emulator would never dead-letter, and through a plain push subscription.
 func TestE2E_PermanentFailureQuarantinedOnOrderedAndPlainSubscriptions(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	t.Run("ordered", func(t *testing.T) {
 		watch := watchDLQ(t)
 		failNext(t, 1)

@@ -82,7 +82,7 @@ func num(m map[string]any, k string) int { f, _ := m[k].(float64); return int(f)
 // pages, adds the 6 (same keys as the webhook's), and the CRM gets each of the 8 exactly once,
 // with the fields; a second reconcile adds nothing and writes nothing to the CRM.
 func TestE2E_ReconcileTakesInLeadsMetaNeverDelivered(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	const form = "555100000000700"
 	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
 	var ids []string
@@ -225,7 +225,7 @@ func TestE2E_ReconcileWithAnExpiredTokenAnswers502(t *testing.T) {
 // class auth; a rate limit is retried and the lead lands once; a lead Meta no longer has is
 // quarantined permanent.
 func TestE2E_GraphFailureClassesThroughTheProcessor(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	const form = "555100000000702"
 	now := time.Now().UTC().Truncate(time.Second)
 	quarantined := func(t *testing.T, id, class string) {
@@ -279,7 +279,7 @@ func TestE2E_GraphFailureClassesThroughTheProcessor(t *testing.T) {
 // TestE2E_ReplayWithTheGraphAPIDownUsesTheArchivedLead: the lead is fetched once (and archived)
 // before the CRM refuses it; with the Graph API broken, the replay still gives the CRM the fields.
 func TestE2E_ReplayWithTheGraphAPIDownUsesTheArchivedLead(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	const id, form = "900703000000001", "555100000000703"
 	now := time.Now().UTC().Truncate(time.Second)
 	seedMetaLead(id, form, now)

@@ -12,7 +12,7 @@ import (
 // leads; the processor refreshes its token and each lead, delivered twice by its sender, lands
 // exactly once, none quarantined.
 func TestE2E_ExpiredCRMSessionMakesOneRecordPerLead(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	var names []string
 	for i := range 4 {
 		names = append(names, fmt.Sprintf("session-%d-%d", time.Now().UnixNano(), i))

@@ -138,6 +138,17 @@ func fsClient(t *testing.T) *firestore.Client {
 	return c
 }
 
+// pipelineStore is the store on the stack's emulators, as the services open it.
+func pipelineStore(t *testing.T) *store.Store {
+	t.Helper()
+	s, closeStore, err := st.Store(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = closeStore() })
+	return s
+}
+
 // eventually polls cond until it holds or the deadline passes.
 var eventually = func(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
@@ -160,7 +171,7 @@ func recordsByKey() map[string]fakecrm.Record {
 }
 
 func TestE2E_RetriedWebhookMakesOneCRMRecord(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	l := newLead("dup-1")
 	var codes []int
 	for i := 0; i < 3; i++ {
@@ -195,7 +206,7 @@ func TestE2E_RetriedWebhookMakesOneCRMRecord(t *testing.T) {
 // TestE2E_BurstWithDuplicatesAndCRMFaults sends a burst of distinct leads, each twice, while
 // the CRM throws 500s and 429s, and checks every lead ends in the CRM exactly once.
 func TestE2E_BurstWithDuplicatesAndCRMFaults(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	st.CRM.SetFaults(fakecrm.Faults{ErrorRate: 0.2, Throttle: 10, RetryAfterSec: 1})
 	t.Cleanup(func() { st.CRM.SetFaults(fakecrm.Faults{}) })
 	const n = 60
@@ -239,7 +250,7 @@ func TestE2E_BurstWithDuplicatesAndCRMFaults(t *testing.T) {
 // TestE2E_OutageDoesNotQuarantine takes the CRM down while leads arrive, brings it back, and
 // checks they all land and none was quarantined because the CRM was down.
 func TestE2E_OutageDoesNotQuarantine(t *testing.T) {
-	s := store.New(fsClient(t))
+	s := pipelineStore(t)
 	st.CRM.SetFaults(fakecrm.Faults{Outage: true})
 	const n = 10
 	for i := 0; i < n; i++ {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/leadpipe/leadpipe/common/app"
+	"github.com/leadpipe/leadpipe/common/config"
+	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/devstack/emulators"
 )
 
@@ -33,6 +36,13 @@ func Emulators(ctx context.Context, o Options) (*Stack, error) {
 	return s, nil
 }
 
+// Store opens the pipeline's store on the stack's emulators as the services open it (events in
+// "(default)", DLQ records, audit and replay jobs in emulators.OpsDatabase); the caller closes
+// it.
+func (s *Stack) Store(ctx context.Context) (*store.Store, func() error, error) {
+	return app.OpenStore(ctx, config.GCP{ProjectID: s.ProjectID, FirestoreDatabase: "(default)", FirestoreOpsDatabase: emulators.OpsDatabase})
+}
+
 // EmulatorMode is the mode the stack's emulators run in.
 func (s *Stack) EmulatorMode() emulators.Mode { return s.emu.Mode }
 
@@ -46,6 +56,7 @@ func (s *Stack) emulatorExports() [][2]string {
 	return [][2]string{
 		{"GOOGLE_CLOUD_PROJECT", s.ProjectID},
 		{emulators.FirestoreVar, s.emu.FirestoreAddr},
+		{emulators.OpsDatabaseVar, emulators.OpsDatabase},
 		{emulators.PubSubVar, s.emu.PubSubAddr},
 		{emulators.StorageVar, s.emu.StorageHost},
 	}

@@ -85,11 +85,26 @@ run "access" {
   }
 
   assert {
-    condition = alltrue([
-      for k, g in google_project_iam_member.firestore :
-      length(g.condition) == 1 && g.condition[0].expression == "resource.name == \"projects/leadpipe-test/databases/(default)\""
-    ]) && length(google_project_iam_member.firestore) == 3
-    error_message = "invariant firestore-least-privilege: each service's Firestore grant must be conditioned on the pipeline's database"
+    condition = (
+      length(google_project_iam_member.firestore) == 3 &&
+      alltrue([for k, g in google_project_iam_member.firestore : length(g.condition) == 1]) &&
+      google_project_iam_member.firestore["processor"].condition[0].expression == "resource.name == \"projects/leadpipe-test/databases/(default)\" || resource.name == \"projects/leadpipe-test/databases/leadpipe-ops\"" &&
+      google_project_iam_member.firestore["replayer"].condition[0].expression == "resource.name == \"projects/leadpipe-test/databases/(default)\" || resource.name == \"projects/leadpipe-test/databases/leadpipe-ops\""
+    )
+    error_message = "invariant firestore-least-privilege: each service's Firestore grant must be conditioned on the pipeline's databases"
+  }
+
+  assert {
+    condition = (
+      google_project_iam_member.firestore["ingest"].condition[0].expression == "resource.name == \"projects/leadpipe-test/databases/(default)\"" &&
+      google_firestore_database.ops.name != google_firestore_database.main.name &&
+      google_firestore_index.dlq["status"].database == google_firestore_database.ops.name &&
+      google_firestore_index.audit["actor"].database == google_firestore_database.ops.name &&
+      contains([for e in google_cloud_run_v2_service.svc["processor"].template[0].containers[0].env : e.value if e.name == "FIRESTORE_OPS_DATABASE"], "leadpipe-ops") &&
+      contains([for e in google_cloud_run_v2_service.svc["replayer"].template[0].containers[0].env : e.value if e.name == "FIRESTORE_OPS_DATABASE"], "leadpipe-ops") &&
+      !contains([for e in google_cloud_run_v2_service.svc["ingest"].template[0].containers[0].env : e.name], "FIRESTORE_OPS_DATABASE")
+    )
+    error_message = "invariant ingest-no-ops-database: DLQ records, audit and replay jobs live in their own database (indexes there, the processor and the replayer pointed at it) and ingest is granted the events database only"
   }
 
   assert {

@@ -57,7 +57,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	st = store.New(fs)
+	var closeOps func() error
+	if st, closeOps, err = env.SplitStore(ctx, fs); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer closeOps()
 	if err := env.Provision(ctx, devstacktest.Topology{}); err != nil {
 		fmt.Fprintln(os.Stderr, "provision:", err)
 		os.Exit(1)

@@ -79,7 +79,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer fs.Close()
-	st = store.New(fs)
+	var closeOps func() error
+	if st, closeOps, err = env.SplitStore(ctx, fs); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer closeOps()
 	if psClient, err = env.PubSubClient(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

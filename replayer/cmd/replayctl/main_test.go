@@ -55,7 +55,12 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer fs.Close()
-		st = store.New(fs)
+		var closeOps func() error
+		if st, closeOps, err = env.SplitStore(ctx, fs); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer closeOps()
 		vars, stopGraph, err := reconcileEnv()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

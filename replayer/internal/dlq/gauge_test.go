@@ -26,7 +26,11 @@ func TestObserveOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fs.Close()
-	st := store.New(fs)
+	st, closeOps, err := env.SplitStore(ctx, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOps()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(ctx)
