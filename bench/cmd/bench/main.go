@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	fs.Float64Var(&c.rate, "rate", 40, "R: the fake CRM's account limit (requests/s) in scenarios c and d")
 	fs.Float64Var(&c.arrival, "arrival", 10, "A: the arrival rate (leads/s) of scenario d and the base of scenario e's burst")
 	fs.IntVar(&c.seqLeads, "seq-leads", 20, "leads sent one at a time per phase of scenario a")
-	fs.IntVar(&c.cpuEvents, "cpu-events", 1000, "requests per server in scenario b")
+	fs.IntVar(&c.cpuEvents, "cpu-events", 2000, "requests per server in scenario b")
 	fs.DurationVar(&c.outageFor, "outage", 10*time.Second, "the CRM outage of scenario d")
 	fs.IntVar(&c.crashLeads, "crash-leads", 300, "leads of the crash scenario (10/s)")
 	only := fs.String("only", "a,b,c,d,e,f", "scenarios to run")

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +24,14 @@ func (b *runner) boot(ctx context.Context, name string, n int, env map[string]st
 	for k, v := range env {
 		e[k] = v
 	}
+	var kv []string
+	for k, v := range e {
+		kv = append(kv, k+"="+v)
+	}
+	slices.Sort(kv)
+	// What the scenario changed from devstack's defaults (the rest, e.g. BREAKER_COOLDOWN=15s,
+	// is the services' own default).
+	b.res.Settings["env_"+name] = strings.Join(kv, " ")
 	b.logf("booting stack %q (%d processor process(es))", name, n)
 	st, err := stack.Up(ctx, stack.Options{
 		ProjectID:  "leadpipe-bench-" + name,
