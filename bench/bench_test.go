@@ -127,7 +127,7 @@ func TestRendering(t *testing.T) {
 		"| a | RPCs per event (processor) | 3 | <= 3 | met |",
 		"| e | end-to-end p99 | 812.5 ms |  |  |",
 		"| d | drain time | -1 s | <= 13 s | goal not met |",
-		"R=40/s; firestore_latency=40ms;", "- parking has not landed",
+		"Goals met: 1 of 3.", "- R: `40/s`\n- firestore_latency: `40ms`\n", "- parking has not landed",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

@@ -119,13 +119,16 @@ func (r *Results) Markdown() string {
 		r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Duration)
 	fmt.Fprintf(&b, "Machine: %s, %d cores, %.1f GiB RAM, %s, %s.\n\n", r.Machine.CPU, r.Machine.Cores,
 		float64(r.Machine.RAMBytes)/(1<<30), r.Machine.GoVersion, r.Machine.OS)
-	if len(r.Settings) > 0 {
-		b.WriteString("Settings:")
-		for _, k := range sortedKeys(r.Settings) {
-			fmt.Fprintf(&b, " %s=%s;", k, r.Settings[k])
+	met, goals := 0, 0
+	for _, f := range r.Figures {
+		if f.Met != nil {
+			goals++
+			if *f.Met {
+				met++
+			}
 		}
-		b.WriteString("\n\n")
 	}
+	fmt.Fprintf(&b, "Goals met: %d of %d.\n\n", met, goals)
 	b.WriteString("| scenario | figure | value | goal | verdict | how |\n|---|---|---|---|---|---|\n")
 	for _, f := range r.Figures {
 		v := num(f.Value)
@@ -140,6 +143,12 @@ func (r *Results) Markdown() string {
 			}
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", f.Scenario, f.Name, v, g, f.Verdict(), cell(f.Detail))
+	}
+	if len(r.Settings) > 0 {
+		b.WriteString("\nSettings:\n\n")
+		for _, k := range sortedKeys(r.Settings) {
+			fmt.Fprintf(&b, "- %s: `%s`\n", k, r.Settings[k])
+		}
 	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\nNotes:\n\n")
