@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -73,26 +74,25 @@ func rateMemberID(crm, instance string) string {
 	return crm + ":" + strings.ReplaceAll(instance, "/", "_")
 }
 
-// RefreshRateMember writes m's membership (UpdatedAt now, ExpireAt now+ttl) and reads its
-// CRM's live members and budget: two RPCs, on the instance's own document and one query.
-func (s *Store) RefreshRateMember(ctx context.Context, m RateMember, ttl time.Duration) (RateView, error) {
-	if m.CRM == "" || m.Instance == "" || ttl <= 0 {
+// RefreshRateMember reads instance's CRM's live members and budget with one query, passes
+// them to decide (with the store's time), and writes the membership decide returns (CRM,
+// Instance, UpdatedAt and ExpireAt = now+ttl filled in): two RPCs, the write on the
+// instance's own document. The view returned holds the membership as written. Reading first
+// lets the instance publish the rate it takes from now on, not the one it took before.
+func (s *Store) RefreshRateMember(ctx context.Context, crm, instance string, ttl time.Duration, decide func(v RateView, now time.Time) RateMember) (RateView, error) {
+	if crm == "" || instance == "" || ttl <= 0 {
 		return RateView{}, failure.New(failure.Permanent, 0, "rate member: crm, instance and ttl are required")
 	}
-	now := s.Now()
-	m.UpdatedAt, m.ExpireAt = now, now.Add(ttl)
-	if _, err := s.fs.Collection(collRateMembers).Doc(rateMemberID(m.CRM, m.Instance)).Set(ctx, m); err != nil {
-		return RateView{}, fmt.Errorf("refresh rate member %s: %w", m.CRM, classify(err))
-	}
-	docs, err := s.fs.Collection(collRateMembers).Where("crm", "==", m.CRM).Documents(ctx).GetAll()
+	docs, err := s.fs.Collection(collRateMembers).Where("crm", "==", crm).Documents(ctx).GetAll()
 	if err != nil {
-		return RateView{}, fmt.Errorf("read rate members %s: %w", m.CRM, classify(err))
+		return RateView{}, fmt.Errorf("read rate members %s: %w", crm, classify(err))
 	}
+	now := s.Now()
 	var v RateView
 	for _, d := range docs {
 		var r rateDoc
 		if err := d.DataTo(&r); err != nil {
-			return RateView{}, fmt.Errorf("read rate members %s: %w", m.CRM, failure.Wrap(failure.Permanent, err, "decode"))
+			return RateView{}, fmt.Errorf("read rate members %s: %w", crm, failure.Wrap(failure.Permanent, err, "decode"))
 		}
 		if r.Instance == "" {
 			v.Budget = RateBudget{CRM: r.CRM, PausedUntil: r.PausedUntil, Ceiling: r.Ceiling, LoweredAt: r.LoweredAt,
@@ -103,6 +103,19 @@ func (s *Store) RefreshRateMember(ctx context.Context, m RateMember, ttl time.Du
 			v.Members = append(v.Members, r.RateMember)
 		}
 	}
+	m := decide(v, now)
+	m.CRM, m.Instance, m.UpdatedAt, m.ExpireAt = crm, instance, now, now.Add(ttl)
+	if _, err := s.fs.Collection(collRateMembers).Doc(rateMemberID(crm, instance)).Set(ctx, m); err != nil {
+		return RateView{}, fmt.Errorf("refresh rate member %s: %w", crm, classify(err))
+	}
+	kept := v.Members[:0]
+	for _, o := range v.Members {
+		if o.Instance != instance {
+			kept = append(kept, o)
+		}
+	}
+	v.Members = append(kept, m)
+	sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].Instance < v.Members[j].Instance })
 	return v, nil
 }
 

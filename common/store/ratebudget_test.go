@@ -19,17 +19,22 @@ func TestRateMembersAndBudget(t *testing.T) {
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 
 	ttl := 3 * time.Second
+	refresh := func(crm, inst string, demand, rate float64) (store.RateView, error) {
+		return s.RefreshRateMember(ctx, crm, inst, ttl, func(store.RateView, time.Time) store.RateMember {
+			return store.RateMember{Demand: demand, Rate: rate}
+		})
+	}
 	for i, inst := range []string{"b", "a", "c"} {
-		if _, err := s.RefreshRateMember(ctx, store.RateMember{CRM: "hubspot", Instance: inst, Demand: float64(i), Rate: 10}, ttl); err != nil {
+		if _, err := refresh("hubspot", inst, float64(i), 10); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Another CRM's member is not in hubspot's view.
-	if _, err := s.RefreshRateMember(ctx, store.RateMember{CRM: "salesforce", Instance: "a", Rate: 5}, ttl); err != nil {
+	if _, err := refresh("salesforce", "a", 0, 5); err != nil {
 		t.Fatal(err)
 	}
 	advance(2 * time.Second)
-	v, err := s.RefreshRateMember(ctx, store.RateMember{CRM: "hubspot", Instance: "a", Demand: 7, Rate: 11}, ttl)
+	v, err := refresh("hubspot", "a", 7, 11)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,19 +49,38 @@ func TestRateMembersAndBudget(t *testing.T) {
 			t.Errorf("refreshed member a: got %+v", m)
 		}
 	}
+	// decide sees the others before the write.
+	var seen []string
+	if _, err := s.RefreshRateMember(ctx, "hubspot", "d", ttl, func(v store.RateView, at time.Time) store.RateMember {
+		for _, m := range v.Members {
+			seen = append(seen, m.Instance)
+		}
+		if !at.Equal(now) {
+			t.Errorf("decide's time: got %v, want the store's %v", at, now)
+		}
+		return store.RateMember{}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3 {
+		t.Errorf("decide saw %v, want a, b, c", seen)
+	}
+	if err := s.RemoveRateMember(ctx, "hubspot", "d"); err != nil {
+		t.Fatal(err)
+	}
 	if !v.Budget.PausedUntil.IsZero() {
 		t.Errorf("budget before any throttle: got %+v, want zero", v.Budget)
 	}
 
 	// b and c lapse unless refreshed; c is refreshed, b is not; a removes itself.
 	advance(1500 * time.Millisecond)
-	if _, err := s.RefreshRateMember(ctx, store.RateMember{CRM: "hubspot", Instance: "c", Rate: 10}, ttl); err != nil {
+	if _, err := refresh("hubspot", "c", 0, 10); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RemoveRateMember(ctx, "hubspot", "a"); err != nil {
 		t.Fatal(err)
 	}
-	v, err = s.RefreshRateMember(ctx, store.RateMember{CRM: "hubspot", Instance: "c", Rate: 10}, ttl)
+	v, err = refresh("hubspot", "c", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +110,7 @@ func TestRateMembersAndBudget(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	v, err = s.RefreshRateMember(ctx, store.RateMember{CRM: "hubspot", Instance: "c", Rate: 10}, ttl)
+	v, err = refresh("hubspot", "c", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +124,7 @@ func TestRateMembersAndBudget(t *testing.T) {
 	if len(v.Members) != 1 {
 		t.Errorf("the budget document counted as a member: %+v", v.Members)
 	}
-	if _, err := s.RefreshRateMember(ctx, store.RateMember{CRM: "hubspot"}, ttl); err == nil {
+	if _, err := refresh("hubspot", "", 0, 0); err == nil {
 		t.Error("a member without instance: want an error")
 	}
 }
