@@ -208,7 +208,9 @@ func TestSharedMembershipExpiry(t *testing.T) {
 	st := newStore(t)
 	// A member that refreshed once, busy, and then died (its process was killed).
 	if _, err := st.RefreshRateMember(context.Background(), "hubspot", "dead", 2*time.Second,
-		func(store.RateView, time.Time) store.RateMember { return store.RateMember{Demand: 500, Rate: limit / 3} }); err != nil {
+		func(store.RateView, time.Time) store.RateMember {
+			return store.RateMember{Demand: 500, Rate: limit / 3}
+		}); err != nil {
 		t.Fatal(err)
 	}
 	cold := ratelimit.NewShared(limit, time.Second, ratelimit.Shared{CRM: "hubspot", Instance: "cold", Budget: st})
