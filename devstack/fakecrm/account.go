@@ -7,8 +7,9 @@ import (
 )
 
 // The account-wide limit: one CRM account's request rate, shared by every caller (every
-// processor instance), as Salesforce's and HubSpot's per-account limits are. It is a token
-// bucket refilled at the limit with a burst of one second's worth, so any 1 s window admits at
+// processor instance), as Salesforce's and HubSpot's per-account limits are. Each system
+// (salesforce, hubspot, webhook) is one account with a limit of its own: a token bucket refilled
+// at the limit with a burst of one second's worth, so any 1 s window admits at
 // most 2x the rate and any long window the rate plus one second's worth. Above it HubSpot (and
 // the webhook) answer 429 with Retry-After and HubSpot's rate-limit headers, Salesforce 403
 // [{"errorCode":"REQUEST_LIMIT_EXCEEDED"}] with Sforce-Limit-Info (its daily usage, which
@@ -53,17 +54,17 @@ func (a AccountStats) AcceptedPerSec() float64 {
 // account is the limit's state; guarded by Server.mu.
 type account struct {
 	perSec  float64
-	bucket  bucket
+	buckets map[string]*bucket
 	since   time.Time
 	systems map[string]*SystemStats
 }
 
-// AccountLimit sets the account-wide limit to perSec requests per second over all callers (0
-// removes it) and restarts the counts.
+// AccountLimit sets each system's account-wide limit to perSec requests per second over all
+// callers (0 removes it) and restarts the counts.
 func (s *Server) AccountLimit(perSec float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.acct = account{perSec: max(perSec, 0), since: time.Now().UTC(), systems: map[string]*SystemStats{}}
+	s.acct = account{perSec: max(perSec, 0), since: time.Now().UTC(), systems: map[string]*SystemStats{}, buckets: map[string]*bucket{}}
 }
 
 // AccountStats returns the counts since the limit was last set.
@@ -94,13 +95,21 @@ func (s *Server) accountVerdict(system string, now time.Time) *verdict {
 		st = &SystemStats{}
 		s.acct.systems[system] = st
 	}
-	if s.acct.perSec <= 0 || s.acct.bucket.take(s.acct.perSec, now) {
+	if s.acct.buckets == nil {
+		s.acct.buckets = map[string]*bucket{}
+	}
+	b := s.acct.buckets[system]
+	if b == nil {
+		b = &bucket{}
+		s.acct.buckets[system] = b
+	}
+	if s.acct.perSec <= 0 || b.take(s.acct.perSec, now) {
 		st.Accepted++
 		return nil
 	}
 	st.Throttled++
 	// Retry-After is whole seconds: the time until the next token, rounded up.
-	wait := int(math.Ceil((1 - s.acct.bucket.tokens) / s.acct.perSec))
+	wait := int(math.Ceil((1 - b.tokens) / s.acct.perSec))
 	if system == SystemSalesforce {
 		return &verdict{status: http.StatusForbidden, code: "REQUEST_LIMIT_EXCEEDED", msg: "ConcurrentPerOrgLongTxn Limit exceeded.", rateLimit: true}
 	}

@@ -22,7 +22,7 @@ import (
 //	GET  /_control/meta/faults          the Graph API faults
 //	PUT  /_control/meta/faults          replace the Graph API faults (JSON MetaFaults)
 //	GET  /_control/account-limit        the account limit and its counts (JSON AccountStats)
-//	PUT  /_control/account-limit        set it: {"per_sec":R} (0 removes it); restarts the counts
+//	PUT  /_control/account-limit        set each system's: {"per_sec":R} (0 removes it); restarts the counts
 //	POST /_control/reset                forget everything (Reset)
 func (s *Server) controlRoutes() {
 	s.accountRoutes()
