@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/leadpipe/leadpipe/common/failure"
@@ -79,8 +81,9 @@ type shared struct {
 	pubLower  bool
 	pubBusy   bool
 
-	stop chan struct{}
-	done chan struct{}
+	startOnce, closeOnce sync.Once
+	started              atomic.Bool
+	stop, done           chan struct{}
 }
 
 // NewShared returns a limiter holding this instance's part of the CRM account's perSec, shared
@@ -112,6 +115,11 @@ func (l *Limiter) Start(ctx context.Context) {
 	if l.sh == nil {
 		return
 	}
+	l.sh.startOnce.Do(func() { l.start(ctx) })
+}
+
+func (l *Limiter) start(ctx context.Context) {
+	l.sh.started.Store(true)
 	rctx, cancel := context.WithTimeout(ctx, 2*l.sh.Refresh)
 	l.refresh(rctx)
 	cancel()
@@ -138,10 +146,13 @@ func (l *Limiter) Close() {
 	if l.sh == nil {
 		return
 	}
-	select {
-	case <-l.sh.stop:
+	l.sh.closeOnce.Do(l.close)
+}
+
+func (l *Limiter) close() {
+	l.sh.startOnce.Do(func() {}) // a Start after Close does nothing
+	if !l.sh.started.Load() {
 		return
-	default:
 	}
 	close(l.sh.stop)
 	<-l.sh.done

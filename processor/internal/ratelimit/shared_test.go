@@ -217,6 +217,9 @@ func TestSharedMembershipExpiry(t *testing.T) {
 	if r, floor := cold.Rate(), 0.02*0.97*limit; r > floor+1e-9 {
 		t.Errorf("before its first refresh: rate %v, want the floor %v", r, floor)
 	}
+	cold.Close() // never started: returns at once, and a later Start does nothing
+	cold.Start(context.Background())
+	cold.Close()
 	insts := []*instance{newInstance(t, "a", limit, testRefresh, newStore(t)), newInstance(t, "b", limit, testRefresh, newStore(t))}
 	ctx, cancel := context.WithCancel(context.Background())
 	wg := load(ctx, insts, 4)
