@@ -109,8 +109,8 @@ func NewShared(perSec float64, maxWait time.Duration, sh Shared) *Limiter {
 	return l
 }
 
-// Start joins the budget: one refresh now (bounded by the refresh interval), then one per
-// interval until Close. A local limiter ignores it.
+// Start joins the budget: one refresh now (bounded by twice the refresh interval), then one
+// per interval until Close. A local limiter ignores it.
 func (l *Limiter) Start(ctx context.Context) {
 	if l.sh == nil {
 		return
@@ -141,7 +141,7 @@ func (l *Limiter) start(ctx context.Context) {
 }
 
 // Close stops the refreshes and removes the membership, so the others take its share at their
-// next refresh. A local limiter ignores it.
+// next refresh; the limiter goes on at the floor share. A local limiter ignores it.
 func (l *Limiter) Close() {
 	if l.sh == nil {
 		return
@@ -156,6 +156,9 @@ func (l *Limiter) close() {
 	}
 	close(l.sh.stop)
 	<-l.sh.done
+	l.mu.Lock()
+	l.setRateLocked(l.floorLocked(time.Now()))
+	l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := l.sh.Budget.RemoveRateMember(ctx, l.sh.CRM, l.sh.Instance); err != nil {

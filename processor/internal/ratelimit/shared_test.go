@@ -220,6 +220,9 @@ func TestSharedMembershipExpiry(t *testing.T) {
 	cold.Close() // never started: returns at once, and a later Start does nothing
 	cold.Start(context.Background())
 	cold.Close()
+	if len(cold.Members()) != 0 {
+		t.Errorf("a Start after Close joined: %v", cold.Members())
+	}
 	insts := []*instance{newInstance(t, "a", limit, testRefresh, newStore(t)), newInstance(t, "b", limit, testRefresh, newStore(t))}
 	ctx, cancel := context.WithCancel(context.Background())
 	wg := load(ctx, insts, 4)
@@ -236,6 +239,16 @@ func TestSharedMembershipExpiry(t *testing.T) {
 		a, b := insts[0].lim.Rate(), insts[1].lim.Rate()
 		ok := len(insts[0].lim.Members()) == 2 && a > 0.45*budget && b > 0.45*budget && a+b <= budget+1e-6
 		return ok, fmt.Sprintf("members %d, rates %.1f + %.1f of %.1f", len(insts[0].lim.Members()), a, b, budget)
+	})
+	// A member that leaves (shutdown) hands its share over at the others' next refresh, not at
+	// its expiry, and keeps only the floor itself.
+	insts[1].lim.Close()
+	if r := insts[1].lim.Rate(); r > 0.02*budget+1e-9 {
+		t.Errorf("closed member's rate %v, want the floor %v", r, 0.02*budget)
+	}
+	devstacktest.Eventually(t, 2*time.Second, "the leaving member's share handed over", func() (bool, string) {
+		a := insts[0].lim.Rate()
+		return len(insts[0].lim.Members()) == 1 && a > 0.95*budget, fmt.Sprintf("members %d, rate %.1f", len(insts[0].lim.Members()), a)
 	})
 }
 
