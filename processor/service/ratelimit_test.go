@@ -15,7 +15,7 @@ import (
 // it (one local limiter each would send 3x) and every push succeeds.
 func TestThreeProcessorsShareCRMRate(t *testing.T) {
 	reset(t)
-	const limit = 30.0
+	const limit = 12.0
 	var urls []string
 	for i := range 3 {
 		urls = append(urls, startProcessor(t, map[string]string{"INSTANCE_ID": fmt.Sprintf("rate-%d", i),
@@ -28,7 +28,7 @@ func TestThreeProcessorsShareCRMRate(t *testing.T) {
 	var ok, other atomic.Int64
 	var wg sync.WaitGroup
 	for k, u := range urls {
-		for w := range 5 {
+		for w := range 8 {
 			wg.Go(func() {
 				for i := 0; ctx.Err() == nil; i++ {
 					ev := newEvent(fmt.Sprintf("rate-%d-%d-%d", k, w, i))
@@ -41,16 +41,20 @@ func TestThreeProcessorsShareCRMRate(t *testing.T) {
 			})
 		}
 	}
-	wg.Wait()
-	st := fake.AccountStats()
+	<-ctx.Done()
+	st := fake.AccountStats() // the rate over the load's 3 s, before the waiting calls end
 	elapsed := st.Now.Sub(st.Since).Seconds()
 	sf := st.BySystem["salesforce"]
+	wg.Wait()
+	st = fake.AccountStats()
 	t.Logf("salesforce accepted %d (%.1f/s of %v), throttled %d; pushes succeeded %d, other %d",
 		sf.Accepted, float64(sf.Accepted)/elapsed, limit, sf.Throttled, ok.Load(), other.Load())
 	if share := st.ThrottledShare(); share > 0.05 {
 		t.Errorf("throttled share %.3f (%d of %d), want < 0.05", share, st.Throttled, st.Accepted+st.Throttled)
 	}
-	if got, want := float64(sf.Accepted), 0.6*limit*elapsed; got < want {
+	// A sanity bound (the pushes did press on the limit), loose for a loaded machine: the
+	// figures are BenchmarkSharedRate's.
+	if got, want := float64(sf.Accepted), 0.4*limit*elapsed; got < want {
 		t.Errorf("accepted %v in %.1fs, want at least %v", got, elapsed, want)
 	}
 	if other.Load() > 0 {
