@@ -166,18 +166,14 @@ func (l *Limiter) usageFactorLocked() float64 {
 	return max(1.0/20, (1-u)/(1-usageSoft))
 }
 
-// setRateLocked sets the bucket's rate, with a burst of 1 s worth (at least 1) locally and of
-// a fifth of a second shared (the members' bursts must fit the account's together).
+// setRateLocked sets the bucket's rate, with a burst of 1 s worth (at least 1). Shared, the
+// members' bursts add up to at most B, within the one second's worth a CRM account allows.
 func (l *Limiter) setRateLocked(r float64) {
 	if float64(l.lim.Limit()) == r {
 		return
 	}
-	burst := max(1, int(r))
-	if l.sh != nil {
-		burst = max(1, int(r/5))
-	}
 	l.lim.SetLimit(rate.Limit(r))
-	l.lim.SetBurst(burst)
+	l.lim.SetBurst(max(1, int(r)))
 }
 
 // Middleware waits for a token before each call of next and observes its outcome.
