@@ -71,7 +71,7 @@ var breaks = []struct {
 	{"no PII_HASH_KEY", "secrets", []edit{{"run.tf",
 		"    PII_HASH_KEY = var.pii_hash_key_secret\n", ""}}},
 	{"TTL on the DLQ", "ttl", []edit{{"variables.tf",
-		`default     = ["events", "attempts"]`, `default     = ["events", "attempts", "dlq"]`}}},
+		`default     = ["events", "attempts", "rate_members"]`, `default     = ["events", "attempts", "rate_members", "dlq"]`}}},
 	{"audit log kept 30 days", "audit-log", []edit{{"variables.tf",
 		"  default     = 400\n", "  default     = 30\n"}}},
 }

@@ -110,9 +110,9 @@ variable "ttl_field" {
 }
 
 variable "ttl_collections" {
-  description = "Collection groups with a TTL policy on ttl_field. Only collections whose documents the code gives that field (events, attempts: common/store; infra's Go test checks it). Deliberately excludes dlq and audit: DLQ records are the 'never lost' guarantee and audit entries are the operators' record. replay_jobs documents carry no expire_at yet, so a policy there would delete nothing."
+  description = "Collection groups with a TTL policy on ttl_field. Only collections whose documents the code gives that field (events, attempts, rate_members: common/store; infra's Go test checks it). rate_members holds each processor instance's share of a CRM's rate, refreshed every second: a killed instance's document lapses at its expire_at and the policy removes it. Deliberately excludes dlq and audit: DLQ records are the 'never lost' guarantee and audit entries are the operators' record. replay_jobs documents carry no expire_at yet, so a policy there would delete nothing."
   type        = list(string)
-  default     = ["events", "attempts"]
+  default     = ["events", "attempts", "rate_members"]
 }
 
 # --- Cloud Run -----------------------------------------------------------------------------------

@@ -7,5 +7,6 @@ func DocumentTypes() map[string]any {
 	return map[string]any{
 		collEvents: EventDoc{}, collAttempts: Attempt{}, collReplayJobs: ReplayJob{},
 		collDLQ: DLQRecord{}, collAudit: AuditEntry{}, collCRMHealth: CRMHealth{}, collLookup: LookupEntry{},
+		collRateMembers: RateMember{},
 	}
 }

@@ -21,8 +21,11 @@ import (
 //	DELETE /_control/meta/leads/{id}    make the lead gone (code 100 subcode 33)
 //	GET  /_control/meta/faults          the Graph API faults
 //	PUT  /_control/meta/faults          replace the Graph API faults (JSON MetaFaults)
+//	GET  /_control/account-limit        the account limit and its counts (JSON AccountStats)
+//	PUT  /_control/account-limit        set each system's: {"per_sec":R} (0 removes it); restarts the counts
 //	POST /_control/reset                forget everything (Reset)
 func (s *Server) controlRoutes() {
+	s.accountRoutes()
 	s.mux.HandleFunc("GET /_control/records", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Records())
 	})

@@ -182,7 +182,7 @@ func requestIDHeader(system string) string {
 }
 
 // decide applies the faults in a fixed order: outage, auth, queued failures, throttle, rate
-// limit, error rate, daily limit. nil means serve the request.
+// limit, account limit, error rate, daily limit. nil means serve the request.
 func (s *Server) decide(system string, r *http.Request) *verdict {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -214,6 +214,9 @@ func (s *Server) decide(system string, r *http.Request) *verdict {
 	}
 	if f.RateLimitPerSec > 0 && !s.bucket.take(f.RateLimitPerSec, time.Now()) {
 		return &verdict{status: http.StatusTooManyRequests, code: "REQUEST_LIMIT_EXCEEDED", msg: "rate limit exceeded", retryAfter: retryAfter, rateLimit: true}
+	}
+	if v := s.accountVerdict(system, time.Now()); v != nil {
+		return v
 	}
 	if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate {
 		return &verdict{status: http.StatusInternalServerError, code: "UNKNOWN_EXCEPTION", msg: "internal error"}

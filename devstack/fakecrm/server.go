@@ -6,8 +6,8 @@
 // GET /{version}/{form_id}/leads for reconcile; see meta.go).
 //
 // Like pstest, it has inspection helpers (Records, CreateCount, Calls) and fault injection
-// (outage, error rate, 429 with Retry-After, latency, a per-second rate limit, auth failures
-// and token expiry), reachable both from Go and over an HTTP control API under /_control/
+// (outage, error rate, 429 with Retry-After, latency, a per-second rate limit, an account-wide
+// limit with accepted/throttled counts (account.go), auth failures and token expiry), reachable both from Go and over an HTTP control API under /_control/
 // (see control.go). A Server is safe for concurrent use.
 package fakecrm
 
@@ -80,6 +80,7 @@ type Server struct {
 	tokenHits int
 	apiUsed   int
 	bucket    bucket
+	acct      account
 	metaLeads map[string]metaLead
 	idem      map[string]idemEntry
 	idSeq     int
@@ -254,6 +255,7 @@ func (s *Server) Reset() {
 	s.tokenHits = 0
 	s.apiUsed = 0
 	s.bucket = bucket{}
+	s.acct = account{}
 	s.metaLeads = map[string]metaLead{}
 	s.metaGone = map[string]bool{}
 	s.metaFaults = MetaFaults{}

@@ -46,8 +46,19 @@ type Config struct {
 	MetaGraphVersion string `env:"META_GRAPH_VERSION, default=v19.0"`
 	MetaAccessToken  string `env:"META_ACCESS_TOKEN"`
 
-	// CRMRatePerSec is each CRM's send rate ceiling (AIMD works below it). Default 10.
+	// CRMRatePerSec is each CRM's send rate ceiling (AIMD works below it). Default 10. With
+	// CRMRateShared it is the CRM account's rate, divided between the running instances;
+	// without, each instance's own.
 	CRMRatePerSec float64 `env:"CRM_RATE_PER_SEC, default=10"`
+	// CRMRateShared divides CRM_RATE_PER_SEC between the instances through Firestore
+	// (rate_members). Default true; false (or no Firestore) keeps a local limiter each.
+	CRMRateShared bool `env:"CRM_RATE_SHARED, default=true"`
+	// CRMRateRefresh is how often an instance refreshes its membership and reads the others'
+	// (two Firestore RPCs); memberships expire after 3x. Default 1s.
+	CRMRateRefresh time.Duration `env:"CRM_RATE_REFRESH, default=1s"`
+	// CRMRateHeadroom is the fraction of CRM_RATE_PER_SEC the instances divide, a margin for
+	// membership changes. Default 0.97.
+	CRMRateHeadroom float64 `env:"CRM_RATE_HEADROOM, default=0.97"`
 	// RateMaxWait bounds the in-request wait for a send token. Default 10s.
 	RateMaxWait time.Duration `env:"RATE_MAX_WAIT, default=10s"`
 	// BreakerThreshold consecutive retryable CRM failures open the circuit. Default 5.
@@ -112,6 +123,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CRMRatePerSec <= 0 {
 		errs = append(errs, fmt.Errorf("CRM_RATE_PER_SEC=%v: want > 0", c.CRMRatePerSec))
+	}
+	if c.CRMRateHeadroom <= 0 || c.CRMRateHeadroom > 1 {
+		errs = append(errs, fmt.Errorf("CRM_RATE_HEADROOM=%v: want a fraction in (0, 1]", c.CRMRateHeadroom))
+	}
+	if c.CRMRateRefresh <= 0 {
+		errs = append(errs, fmt.Errorf("CRM_RATE_REFRESH=%v: want > 0", c.CRMRateRefresh))
 	}
 	if c.LeaseDuration <= 0 || c.ProcessBudget <= 0 {
 		errs = append(errs, errors.New("LEASE_DURATION and PROCESS_BUDGET must be positive"))

@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 		Lease: store.LeasePolicy{Owner: cfg.InstanceID, TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts,
 			Retention: cfg.EventRetention},
 		DLQ:     pub,
-		Routes:  routes(ctx, cfg, st, raw, ids),
+		Routes:  routes(ctx, cfg, st, raw, ids, &s.closers),
 		Budget:  cfg.ProcessBudget,
 		Metrics: push.NewMetrics(),
 	}
@@ -138,7 +138,7 @@ func (s *Service) Close() error {
 // (identity when ids is not nil). The limiter sits outside the breaker so that a long wait for a
 // token never counts as a CRM failure; identity runs after enrichment, which gives thin events
 // their email and phone.
-func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive, ids func(string) identity.Config) map[string]push.Route {
+func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive, ids func(string) identity.Config, closers *[]func()) map[string]push.Route {
 	// One client per CRM: each request is a client span and is measured with the CRM's name.
 	client := func(name string, routes []string) *http.Client {
 		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil, routes...)}
@@ -176,7 +176,9 @@ func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Arch
 			mws = append(mws, identity.Middleware(ic))
 			route.Contact = identity.Prerequest(ic)
 		}
-		mws = append(mws, ratelimit.Middleware(ratelimit.New(cfg.CRMRatePerSec, cfg.RateMaxWait)), breaker.Middleware(b))
+		lim := newLimiter(ctx, cfg, st, name, a)
+		*closers = append(*closers, lim.Close)
+		mws = append(mws, ratelimit.Middleware(lim), breaker.Middleware(b))
 		route.Upserter = crm.Chain(a, mws...)
 		out[name] = route
 	}

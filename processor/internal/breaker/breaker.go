@@ -1,6 +1,7 @@
 // Package breaker is the per-CRM circuit breaker. It opens after Threshold consecutive
-// retryable failures (429s excluded: a throttling CRM is up), answers fast with an outage
-// failure while open, and after Cooldown lets one probe through (half-open): a success closes
+// retryable failures (throttling excluded: 429s and crm.ErrThrottled, such as Salesforce's 403
+// REQUEST_LIMIT_EXCEEDED; a throttling CRM is up), answers fast with an outage failure while
+// open, and after Cooldown lets one probe through (half-open): a success closes
 // it, a failure opens it again. The failure that opens the breaker is reported as an outage
 // too, so an event is not charged an attempt for the CRM being down. Every state change is
 // reported to OnChange (the processor writes it to crm_health/{crm}).
@@ -84,7 +85,7 @@ func (b *Breaker) allow() (bool, store.CRMState) {
 func (b *Breaker) record(err error) (changed store.CRMState, opened bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	counts := failure.Is(err, failure.Retryable) && codeOf(err) != 429
+	counts := failure.Is(err, failure.Retryable) && codeOf(err) != 429 && !crm.Throttled(err)
 	if b.state == store.CRMHalfOpen {
 		b.probing = false
 	}

@@ -62,7 +62,9 @@ func TestBreakerCycle(t *testing.T) {
 
 func TestThrottlingAndPermanentDoNotOpen(t *testing.T) {
 	b := New("fake", 2, time.Minute, nil)
-	errs := []error{failure.New(failure.Retryable, 429, "slow down"), failure.New(failure.Permanent, 400, "bad"), failure.New(failure.Retryable, 429, "x")}
+	// Salesforce's throttle is a 403 REQUEST_LIMIT_EXCEEDED whose cause is crm.ErrThrottled.
+	sfThrottle := &failure.Error{Class: failure.Retryable, Code: 403, Message: "salesforce 403 REQUEST_LIMIT_EXCEEDED", Err: crm.ErrThrottled}
+	errs := []error{failure.New(failure.Retryable, 429, "slow down"), sfThrottle, failure.New(failure.Permanent, 400, "bad"), failure.New(failure.Retryable, 429, "x"), sfThrottle, sfThrottle}
 	i := 0
 	up := Middleware(b)(crm.Func(func(context.Context, *event.Event) (crm.Result, error) {
 		e := errs[i%len(errs)]

@@ -71,10 +71,21 @@ func ExternalID(ev *event.Event, h *pii.Hasher) string {
 	return ev.ContactKey(h)
 }
 
+// ErrThrottled is the cause of every CRM answer that says the account's rate limit is spent
+// (any 429; Salesforce's 403 REQUEST_LIMIT_EXCEEDED): a retryable failure whose cause is
+// ErrThrottled makes the rate limiter slow down and pause for its After. Test with errors.Is.
+var ErrThrottled = errors.New("crm rate limit exceeded")
+
+// Throttled reports whether err is a CRM's rate-limit answer (its cause is ErrThrottled).
+func Throttled(err error) bool { return errors.Is(err, ErrThrottled) }
+
 // ClassifyStatus classifies an HTTP error status that an adapter did not handle specially:
-// 408, 429 and 5xx retryable (with Retry-After), 401/403 auth, 409 conflict, every other
-// status permanent. msg must not contain personal data.
+// 408, 429 and 5xx retryable (with Retry-After; 429's cause is ErrThrottled), 401/403 auth,
+// 409 conflict, every other status permanent. msg must not contain personal data.
 func ClassifyStatus(status int, h http.Header, msg string) *failure.Error {
+	if status == http.StatusTooManyRequests {
+		return &failure.Error{Class: failure.Retryable, Code: status, After: RetryAfter(h), Message: msg, Err: ErrThrottled}
+	}
 	c := failure.Permanent
 	switch {
 	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:

@@ -174,6 +174,30 @@ func Run(t *testing.T, a Adapter) {
 		})
 	}
 
+	run("account rate limit is throttling", func(t *testing.T) {
+		fake.AccountLimit(1)
+		if _, err := up.Upsert(ctx, Event(a, "c-8", event.ModeUpsert)); err != nil {
+			t.Fatalf("first call within the limit: %v", err)
+		}
+		_, err := up.Upsert(ctx, Event(a, "c-8", event.ModeUpsert))
+		wantCode := http.StatusTooManyRequests
+		if a.CRM == "salesforce" {
+			wantCode = http.StatusForbidden // REQUEST_LIMIT_EXCEEDED, with daily budget left
+		}
+		wantClass(t, err, failure.Retryable, wantCode)
+		if !crm.Throttled(err) {
+			t.Errorf("over the account limit: crm.Throttled(%v) = false", err)
+		}
+		if got := failure.RetryAfter(err); got != time.Second {
+			t.Errorf("RetryAfter: got %v, want 1s", got)
+		}
+		fake.AccountLimit(0)
+		fake.FailNext(fakecrm.Failure{Status: 500})
+		if _, err := up.Upsert(ctx, Event(a, "c-8", event.ModeUpsert)); crm.Throttled(err) {
+			t.Errorf("a 500 is not throttling: %v", err)
+		}
+	})
+
 	if a.RefreshesToken {
 		run("expired token is refreshed once", func(t *testing.T) {
 			if _, err := up.Upsert(ctx, Event(a, "c-6", event.ModeUpsert)); err != nil {

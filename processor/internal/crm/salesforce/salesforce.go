@@ -178,8 +178,14 @@ func classify(resp *http.Response, raw []byte, updateOnly bool) error {
 	case st == http.StatusUnauthorized:
 		return &failure.Error{Class: failure.Auth, Code: st, Message: msg, Err: invalidSession{}}
 	case st == http.StatusForbidden && code == "REQUEST_LIMIT_EXCEEDED":
-		// The org's API budget is spent: a rate limit, not a credentials problem.
-		return &failure.Error{Class: failure.Retryable, Code: st, After: max(crm.RetryAfter(resp.Header), time.Minute), Message: msg}
+		// A rate limit, not a credentials problem: the org's daily API budget is spent (wait a
+		// minute), or, with budget left per Sforce-Limit-Info, a per-second or concurrency
+		// limit (wait a second).
+		after := time.Second
+		if used, limit, ok := parseLimitInfo(resp.Header.Get("Sforce-Limit-Info")); !ok || used >= limit {
+			after = time.Minute
+		}
+		return &failure.Error{Class: failure.Retryable, Code: st, After: max(crm.RetryAfter(resp.Header), after), Message: msg, Err: crm.ErrThrottled}
 	case st == http.StatusNotFound && updateOnly:
 		return &failure.Error{Class: failure.Permanent, Code: st, Message: "salesforce 404: update-only event and no record matches", Err: failure.ErrNoMatch}
 	case st == http.StatusBadRequest && (code == "UNABLE_TO_LOCK_ROW" || code == "DUPLICATE_VALUE"):
@@ -190,21 +196,29 @@ func classify(resp *http.Response, raw []byte, updateOnly bool) error {
 
 // trackLimit reads "api-usage=used/limit".
 func (c *Client) trackLimit(h string) {
-	_, v, ok := strings.Cut(h, "api-usage=")
-	if !ok {
-		return
-	}
-	v, _, _ = strings.Cut(v, ",")
-	used, limit, ok := strings.Cut(strings.TrimSpace(v), "/")
-	if !ok {
-		return
-	}
-	u, err1 := strconv.ParseInt(used, 10, 64)
-	l, err2 := strconv.ParseInt(limit, 10, 64)
-	if err1 == nil && err2 == nil {
+	if u, l, ok := parseLimitInfo(h); ok {
 		c.apiUsed.Store(u)
 		c.apiLimit.Store(l)
 	}
+}
+
+// parseLimitInfo reads Sforce-Limit-Info's "api-usage=used/limit".
+func parseLimitInfo(h string) (used, limit int64, ok bool) {
+	_, v, ok := strings.Cut(h, "api-usage=")
+	if !ok {
+		return 0, 0, false
+	}
+	v, _, _ = strings.Cut(v, ",")
+	us, ls, ok := strings.Cut(strings.TrimSpace(v), "/")
+	if !ok {
+		return 0, 0, false
+	}
+	u, err1 := strconv.ParseInt(us, 10, 64)
+	l, err2 := strconv.ParseInt(ls, 10, 64)
+	if err1 != nil || err2 != nil || l <= 0 {
+		return 0, 0, false
+	}
+	return u, l, true
 }
 
 // accessToken returns the cached token or fetches one. Concurrent callers share one fetch.

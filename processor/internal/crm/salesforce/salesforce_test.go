@@ -3,6 +3,9 @@ package salesforce_test
 import (
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/leadpipe/leadpipe/common/failure"
 
 	"github.com/leadpipe/leadpipe/devstack/fakecrm"
 	"github.com/leadpipe/leadpipe/processor/internal/crm"
@@ -41,5 +44,9 @@ func TestBudgetFromLimitInfo(t *testing.T) {
 	_, err = c.Upsert(t.Context(), crmtest.Event(a, "b-1", "upsert"))
 	if got := failureClass(err); got != "retryable" {
 		t.Errorf("over the daily limit: got class %q, want retryable (%v)", got, err)
+	}
+	// The daily budget spent: throttling with a minute's pause, not a second's.
+	if !crm.Throttled(err) || failure.RetryAfter(err) != time.Minute {
+		t.Errorf("over the daily limit: Throttled %v, RetryAfter %v; want true, 1m", crm.Throttled(err), failure.RetryAfter(err))
 	}
 }
