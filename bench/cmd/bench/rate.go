@@ -11,11 +11,10 @@ import (
 	"github.com/leadpipe/leadpipe/devstack/stack"
 )
 
-// crmLimit puts the account limit R on the fake CRM: one token bucket for every caller (the
-// account), answering 429 with Retry-After above it.
-func crmLimit(st *stack.Stack, r float64) {
-	st.CRM.SetFaults(fakecrm.Faults{RateLimitPerSec: r, RetryAfterSec: 1})
-}
+// crmLimit puts the account limit R on the fake CRM (fakecrm.AccountLimit): one token bucket
+// for every caller (the account); above it Salesforce answers 403 REQUEST_LIMIT_EXCEEDED with
+// Sforce-Limit-Info, HubSpot 429 with Retry-After.
+func crmLimit(st *stack.Stack, r float64) { st.CRM.AccountLimit(r) }
 
 // rateEnv is the processors' configuration for an account limit of r: each is told the
 // account's rate (sharing it across instances is the processor's job).
@@ -121,13 +120,13 @@ func (b *runner) drain(ctx context.Context) error {
 			return
 		case <-time.After(warm):
 		}
-		st.CRM.SetFaults(fakecrm.Faults{RateLimitPerSec: r, RetryAfterSec: 1, Outage: true})
+		st.CRM.SetFaults(fakecrm.Faults{Outage: true})
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(b.cfg.outageFor):
 		}
-		crmLimit(st, r)
+		st.CRM.SetFaults(fakecrm.Faults{})
 	}()
 	start := time.Now()
 	sent := s.paced(ctx, "d", a, warm+b.cfg.outageFor+after, 0)
