@@ -61,11 +61,34 @@ func TestParkedEventsOldestFirst(t *testing.T) {
 		}
 	}
 
-	// Two drainers unpark the oldest: one moves it, and it leaves the list.
-	moved1, err1 := st.Unpark(ctx, want[0], clk.now().Add(30*time.Second))
-	moved2, err2 := st.Unpark(ctx, want[0], clk.now().Add(30*time.Second))
+	// Two drainers read the same batch and unpark the oldest: one moves it, in one commit,
+	// and it leaves the list.
+	again, err := st.ParkedEvents(ctx, "salesforce", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := got[0], again[0]
+	fence := first.Fence
+	due := clk.now().Add(30 * time.Second)
+	moved1, err1 := st.UnparkDoc(ctx, first, due)
+	moved2, err2 := st.UnparkDoc(ctx, second, due)
 	if err1 != nil || err2 != nil || !moved1 || moved2 {
 		t.Fatalf("unpark twice: got (%v, %v) (%v, %v), want exactly the first to move it", moved1, err1, moved2, err2)
+	}
+	if moved, err := st.Unpark(ctx, want[0], due); err != nil || moved {
+		t.Errorf("transactional unpark after it: got %v, %v, want not moved", moved, err)
+	}
+	stored, err := st.GetEvent(ctx, want[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.State != store.StateReceived || stored.Fence != fence+1 || !stored.ParkedAt.IsZero() || stored.OutboxDueAt == nil || !stored.OutboxDueAt.Equal(due) {
+		t.Errorf("unparked event: state %s fence %d parked_at %v due %v, want received, fence %d, in the outbox due %v",
+			stored.State, stored.Fence, stored.ParkedAt, stored.OutboxDueAt, fence+1, due)
+	}
+	if first.State != stored.State || first.Fence != stored.Fence || !first.UpdateTime.IsZero() || first.OutboxDueAt == nil {
+		t.Errorf("doc after UnparkDoc: state %s fence %d version %v, want it as written (%s, %d) without a version for ClaimFirst",
+			first.State, first.Fence, first.UpdateTime, stored.State, stored.Fence)
 	}
 	got, err = st.ParkedEvents(ctx, "salesforce", 10)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 // newDrainer builds the drain of parked events: it publishes to leads through the outbox, so
 // a drained event's message is the one ingest would send. Its CRMs are added by startDrain.
+// The returned close writes the outbox's deferred publish marks and flushes the publisher.
 func newDrainer(cfg *Config, deps app.Deps) (*park.Drainer, func()) {
 	leads := deps.PubSub.Publisher(cfg.GCP.LeadsTopic)
 	leads.EnableMessageOrdering = true
@@ -26,7 +27,7 @@ func newDrainer(cfg *Config, deps app.Deps) (*park.Drainer, func()) {
 		inFlight = max(1, int(math.Ceil(2*cfg.CRMRatePerSec)))
 	}
 	d := park.New(deps.Store, ob, park.Options{Interval: cfg.DrainInterval, Batch: cfg.DrainBatch, InFlight: inFlight, Due: cfg.OutboxDelay})
-	return d, leads.Stop
+	return d, func() { _ = ob.Close(); leads.Stop() }
 }
 
 // startDrain adds every route whose gate is a breaker to d and runs d until ctx ends or the

@@ -86,8 +86,8 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 	if err != nil {
 		return nil, err
 	}
-	drain, stopLeads := newDrainer(cfg, deps)
-	s.closers = append(s.closers, stopLeads)
+	drain, closeDrainOutbox := newDrainer(cfg, deps)
+	s.closers = append(s.closers, closeDrainOutbox)
 	h := &push.Handler{
 		Store: st,
 		Lease: store.LeasePolicy{Owner: cfg.InstanceID, TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts,

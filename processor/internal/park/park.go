@@ -1,11 +1,13 @@
 // Package park drains the events the push handler parked while their CRM's circuit was open.
 // Per CRM, whenever the circuit lets calls through and parked events exist, the Drainer reads
 // them oldest first (store.ParkedEvents), and for each waits for a send token from the CRM's
-// pacer, moves it back with store.Unpark (parked -> received, into the outbox with a due time)
-// and publishes it to leads through the outbox, so the processor handles it like any delivery.
+// pacer, moves it back with store.UnparkDoc (parked -> received, into the outbox with a due
+// time, in one conditional commit) and publishes it to leads through the outbox, so the
+// processor handles it like any delivery (with the transactional claim: the message carries
+// no document version, which only a document's creator may send).
 //
-// Crash safety comes from the two durable steps either side of the publish. Unpark is a
-// transaction that reports whether it moved the event, so of several instances draining at
+// Crash safety comes from the two durable steps either side of the publish. The unpark is
+// conditional on the version read and reports whether it moved the event, so of several instances draining at
 // once exactly one publishes each event. An instance that dies after Unpark and before the
 // publish leaves the event in the outbox, and the outbox sweep publishes it once it is due; one
 // that dies after the publish (before MarkPublished) makes the sweep publish it a second time,
@@ -33,7 +35,7 @@ import (
 // Store is the part of the store the drainer uses (store.Store implements it).
 type Store interface {
 	ParkedEvents(ctx context.Context, crm string, limit int) ([]*store.EventDoc, error)
-	Unpark(ctx context.Context, docID string, due time.Time) (bool, error)
+	UnparkDoc(ctx context.Context, doc *store.EventDoc, due time.Time) (bool, error)
 	GetEvents(ctx context.Context, ids []string) ([]*store.EventDoc, error)
 	Now() time.Time
 }
@@ -252,8 +254,7 @@ func (d *Drainer) send(ctx context.Context, w *worker, doc *store.EventDoc, res 
 	if w.route.Circuit.Open() {
 		return nil // reopened meanwhile: the pass ends at its next check
 	}
-	due := d.st.Now().Add(d.opts.Due)
-	moved, err := d.st.Unpark(ctx, doc.DocID, due)
+	moved, err := d.st.UnparkDoc(ctx, doc, d.st.Now().Add(d.opts.Due))
 	if err != nil {
 		return err
 	}
@@ -262,20 +263,13 @@ func (d *Drainer) send(ctx context.Context, w *worker, doc *store.EventDoc, res 
 		return nil
 	}
 	res.Unparked++
-	// Crash point: from here until MarkPublished the event is in the outbox, due at due.
-	if err := d.pub.Publish(ctx, unparked(doc, due, d.st.Now())); err != nil {
+	// Crash point: from here until it is published the event is in the outbox, due soon.
+	if err := d.pub.Publish(ctx, doc); err != nil {
 		return fmt.Errorf("publish %s (left to the outbox sweep): %w", doc.DocID, err)
 	}
 	res.Published++
 	w.inflight = append(w.inflight, doc.DocID)
 	return nil
-}
-
-// unparked is doc as Unpark left it.
-func unparked(doc *store.EventDoc, due, now time.Time) *store.EventDoc {
-	u := *doc
-	u.State, u.Fence, u.ParkedAt, u.OutboxDueAt, u.UpdatedAt = store.StateReceived, doc.Fence+1, time.Time{}, &due, now
-	return &u
 }
 
 // window waits until fewer than InFlight published events are still waiting for their push

@@ -161,7 +161,8 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	ctx, cancel := context.WithTimeout(ctx, h.Budget)
 	defer cancel()
 	fd := store.FirstDelivery{Version: pushmsg.ParseVersion(msg.Attributes[pushmsg.AttrDocVersion]), MessageID: msg.MessageID}
-	if known && route.Contact != nil && !fd.Version.IsZero() {
+	// An event parked at arrival never reaches the identity step, so its claim settles no contact.
+	if known && route.Contact != nil && !fd.Version.IsZero() && !circuitOpen {
 		fd.Contact = route.Contact(&ev)
 	}
 	lease, err := h.Store.ClaimFirst(ctx, &ev, h.Lease, fd)
@@ -205,7 +206,10 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	}
 	fe := classified(cerr)
 	att.Class, att.Code, att.Message = fe.Class, fe.Code, fe.Message
-	switch v, fe := decide(fe, lease.Relative, h.Lease.MaxAttempts, h.ParkOnOpen); v {
+	// Open now: the call failed on the breaker, or waited out its budget for a send token while
+	// the circuit opened (the limiter sits outside the breaker).
+	openNow := route.Gate != nil && route.Gate.Open()
+	switch v, fe := decide(fe, lease.Relative, h.Lease.MaxAttempts, h.ParkOnOpen, openNow); v {
 	case verdictFail:
 		return h.fail(wctx, lease, &att, fe)
 	case verdictPark:
@@ -229,12 +233,15 @@ const (
 
 // decide is the retry/quarantine policy for a classified CRM failure on the event's attempt
 // relative (counted since its last replay) out of maxAttempts: an outage (the circuit is open)
-// parks when park is set and otherwise fails, without charge either way; a retryable failure fails until the attempts run out, then quarantines
-// with "gave up after n attempts"; conflict, permanent and auth quarantine at once (conflicts
-// were already retried in-request). It returns the failure to record.
-func decide(fe *failure.Error, relative, maxAttempts int, park bool) (verdict, *failure.Error) {
+// parks when park is set and otherwise fails, without charge either way; with park, a
+// retryable failure while the circuit is open (circuitOpen: the CRM is down, the event would
+// only be parked on its redelivery) parks too; otherwise a retryable failure fails until the
+// attempts run out, then quarantines with "gave up after n attempts"; conflict, permanent and
+// auth quarantine at once (conflicts were already retried in-request). It returns the failure
+// to record.
+func decide(fe *failure.Error, relative, maxAttempts int, park, circuitOpen bool) (verdict, *failure.Error) {
 	switch {
-	case fe.Class == failure.Outage && park:
+	case park && (fe.Class == failure.Outage || fe.Class == failure.Retryable && circuitOpen):
 		return verdictPark, fe
 	case fe.Class == failure.Outage:
 		return verdictFail, fe

@@ -222,26 +222,65 @@ func TestDecide(t *testing.T) {
 		class    failure.Class
 		relative int
 		park     bool
+		open     bool // the circuit is open after the call
 		want     verdict
 		wantMsg  string
 	}{
-		{failure.Outage, 1, false, verdictFail, "crm said no"},
-		{failure.Outage, 99, false, verdictFail, "crm said no"}, // never charged, never quarantined for it
-		{failure.Outage, 1, true, verdictPark, "crm said no"},
-		{failure.Outage, 99, true, verdictPark, "crm said no"},
-		{failure.Retryable, 1, false, verdictFail, "crm said no"},
-		{failure.Retryable, 4, true, verdictFail, "crm said no"}, // parking is for open circuits only
-		{failure.Retryable, 5, false, verdictQuarantine, "gave up after 5 attempts: crm said no"},
-		{failure.Retryable, 5, true, verdictQuarantine, "gave up after 5 attempts: crm said no"},
-		{failure.Conflict, 1, true, verdictQuarantine, "crm said no"},
-		{failure.Permanent, 1, false, verdictQuarantine, "crm said no"},
-		{failure.Auth, 1, true, verdictQuarantine, "crm said no"},
+		{failure.Outage, 1, false, true, verdictFail, "crm said no"},
+		{failure.Outage, 99, false, true, verdictFail, "crm said no"}, // never charged, never quarantined for it
+		{failure.Outage, 1, true, true, verdictPark, "crm said no"},
+		{failure.Outage, 99, true, false, verdictPark, "crm said no"},
+		{failure.Retryable, 1, false, false, verdictFail, "crm said no"},
+		{failure.Retryable, 1, false, true, verdictFail, "crm said no"},
+		{failure.Retryable, 4, true, false, verdictFail, "crm said no"}, // a closed circuit: the CRM is up
+		{failure.Retryable, 2, true, true, verdictPark, "crm said no"},  // e.g. no send token before the circuit opened
+		{failure.Retryable, 5, true, true, verdictPark, "crm said no"},  // not quarantined while the CRM is down
+		{failure.Retryable, 5, false, false, verdictQuarantine, "gave up after 5 attempts: crm said no"},
+		{failure.Retryable, 5, true, false, verdictQuarantine, "gave up after 5 attempts: crm said no"},
+		{failure.Conflict, 1, true, true, verdictQuarantine, "crm said no"},
+		{failure.Permanent, 1, false, false, verdictQuarantine, "crm said no"},
+		{failure.Permanent, 1, true, true, verdictQuarantine, "crm said no"},
+		{failure.Auth, 1, true, true, verdictQuarantine, "crm said no"},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s/%d/park=%v", tt.class, tt.relative, tt.park), func(t *testing.T) {
-			v, fe := decide(failure.New(tt.class, 503, "crm said no"), tt.relative, 5, tt.park)
+		t.Run(fmt.Sprintf("%s/%d/park=%v/open=%v", tt.class, tt.relative, tt.park, tt.open), func(t *testing.T) {
+			v, fe := decide(failure.New(tt.class, 503, "crm said no"), tt.relative, 5, tt.park, tt.open)
 			if v != tt.want || fe.Message != tt.wantMsg || fe.Class != tt.class || fe.Code != 503 {
 				t.Errorf("got %v %+v, want %v with class %s message %q", v, fe, tt.want, tt.class, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// flipGate is a circuit that opens during the CRM call.
+type flipGate struct{ open bool }
+
+func (g *flipGate) Open() bool { return g.open }
+
+// TestPushParksWhenCircuitOpensDuringCall: a retryable failure (here: no send token in time)
+// while the circuit opened meanwhile parks the event, uncharged, instead of nacking it; without
+// parking it fails as before.
+func TestPushParksWhenCircuitOpensDuringCall(t *testing.T) {
+	good, _ := json.Marshal(validEvent())
+	for _, park := range []bool{true, false} {
+		t.Run(fmt.Sprintf("park=%v", park), func(t *testing.T) {
+			g := &flipGate{}
+			up := crm.Func(func(context.Context, *event.Event) (crm.Result, error) {
+				g.open = true
+				return crm.Result{}, failure.New(failure.Retryable, 0, "crm send rate: no token within the wait budget")
+			})
+			lc := &fakeLifecycle{}
+			h := &Handler{Store: lc, DLQ: &fakeDLQ{}, Budget: time.Second, ParkOnOpen: park,
+				Lease:  store.LeasePolicy{Owner: "p-1", TTL: time.Minute, MaxAttempts: 5},
+				Routes: map[string]Route{"salesforce": {Upserter: up, Gate: g}}}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/pubsub/push", strings.NewReader(envelope(good))))
+			wantStatus, wantCalls := 200, "claim park"
+			if !park {
+				wantStatus, wantCalls = 503, "claim fail"
+			}
+			if rec.Code != wantStatus || strings.Join(lc.calls, " ") != wantCalls {
+				t.Errorf("got %d after %v, want %d after %q", rec.Code, lc.calls, wantStatus, wantCalls)
 			}
 		})
 	}
