@@ -102,6 +102,9 @@ func (o *Options) defaults() {
 	}
 }
 
+// publishBound bounds one drained event's publish and mark, which outlive ctx.
+const publishBound = 10 * time.Second
+
 // Result counts what one drain pass did.
 type Result struct {
 	// Unparked events were moved back to received by this pass (and so are its to publish).
@@ -263,8 +266,12 @@ func (d *Drainer) send(ctx context.Context, w *worker, doc *store.EventDoc, res 
 		return nil
 	}
 	res.Unparked++
-	// Crash point: from here until it is published the event is in the outbox, due soon.
-	if err := d.pub.Publish(ctx, doc); err != nil {
+	// Crash point: from here until it is published the event is in the outbox, due soon. The
+	// publish outlives a shutdown (ctx ending on SIGTERM), so a stopping instance does not
+	// leave the event to the sweep, within a bound of its own.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishBound)
+	defer cancel()
+	if err := d.pub.Publish(pctx, doc); err != nil {
 		return fmt.Errorf("publish %s (left to the outbox sweep): %w", doc.DocID, err)
 	}
 	res.Published++
