@@ -180,3 +180,30 @@ resource "google_firestore_index" "audit" {
     order      = "DESCENDING"
   }
 }
+
+# ParkedEvents (the processor's drain): one CRM's parked events, oldest first:
+# event.routing.crm == ? AND state == "parked" ORDER BY parked_at, __name__. The `event` map is
+# exempt from single-field indexing; that exemption does not reach composite indexes. parked_at
+# exists only while an event is parked, so the index stays as small as the backlog.
+resource "google_firestore_index" "events_parked" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = "events"
+
+  fields {
+    field_path = "event.routing.crm"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "parked_at"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "__name__"
+    order      = "ASCENDING"
+  }
+}

@@ -118,7 +118,7 @@ variable "ttl_collections" {
 # --- Cloud Run -----------------------------------------------------------------------------------
 
 variable "services" {
-  description = "Sizing of each Cloud Run service. timeout is the request timeout (the processor's should equal the push ack deadline, 60 s). cpu_idle = false keeps CPU between requests: the replayer runs bulk replay jobs on background goroutines."
+  description = "Sizing of each Cloud Run service. timeout is the request timeout (the processor's should equal the push ack deadline, 60 s). cpu_idle = false keeps CPU between requests: the replayer runs bulk replay jobs on background goroutines, the processor the drain of parked events (which must also run with no push in flight, hence its one minimum instance)."
   type = map(object({
     min_instances = number
     max_instances = number
@@ -130,7 +130,7 @@ variable "services" {
   }))
   default = {
     ingest    = { min_instances = 1, max_instances = 50, concurrency = 80, cpu = "1", memory = "512Mi", timeout = "30s", cpu_idle = true }
-    processor = { min_instances = 0, max_instances = 50, concurrency = 40, cpu = "1", memory = "512Mi", timeout = "60s", cpu_idle = true }
+    processor = { min_instances = 1, max_instances = 50, concurrency = 40, cpu = "1", memory = "512Mi", timeout = "60s", cpu_idle = false }
     replayer  = { min_instances = 0, max_instances = 5, concurrency = 40, cpu = "1", memory = "512Mi", timeout = "300s", cpu_idle = false }
   }
 }

@@ -141,7 +141,9 @@ func (o *Outbox) publish(ctx context.Context, doc *store.EventDoc, created bool)
 		return nil
 	}
 	created = created && !doc.UpdateTime.IsZero()
-	if created {
+	// Only an event as CreateEvent left it (received, never claimed) may name its version:
+	// store.ClaimFirst writes a first claim (fence 1, attempt 1) when the precondition holds.
+	if created && doc.State == store.StateReceived && doc.Fence == 0 && doc.Attempts == 0 {
 		msg.Attributes[pushmsg.AttrDocVersion] = pushmsg.FormatVersion(doc.UpdateTime)
 	}
 	pctx, cancel := context.WithTimeout(ctx, o.opts.PublishTimeout)

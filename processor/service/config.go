@@ -65,6 +65,21 @@ type Config struct {
 	BreakerThreshold int `env:"BREAKER_THRESHOLD, default=5"`
 	// BreakerCooldown is how long an open circuit refuses calls before a probe. Default 15s.
 	BreakerCooldown time.Duration `env:"BREAKER_COOLDOWN, default=15s"`
+	// ParkOnOpenCircuit parks an event whose CRM's circuit is open (at arrival, or opened by
+	// its call) and acks it; the drain republishes it once the circuit closes. false answers
+	// 503 and lets Pub/Sub's backoff redeliver it. Default true.
+	ParkOnOpenCircuit bool `env:"PARK_ON_OPEN_CIRCUIT, default=true"`
+	// DrainInterval is how often each CRM is checked for parked events to drain (also at once
+	// when its circuit closes). Default 1s.
+	DrainInterval time.Duration `env:"DRAIN_INTERVAL, default=1s"`
+	// DrainBatch is the number of parked events read per query. Default 100.
+	DrainBatch int `env:"DRAIN_BATCH, default=100"`
+	// DrainInFlight bounds the drained events published and not yet handled, so pushes never
+	// queue far behind the CRM's rate. Default 0: two seconds' worth of CRM_RATE_PER_SEC.
+	DrainInFlight int `env:"DRAIN_IN_FLIGHT, default=0"`
+	// OutboxDelay is how long an unparked event stays due in the outbox before the sweep
+	// may publish it (if this instance died before its publish). Default 30s, as ingest's.
+	OutboxDelay time.Duration `env:"OUTBOX_DELAY, default=30s"`
 	// RetrySpacing is the wait between the spaced in-request tries. Default 1s.
 	RetrySpacing time.Duration `env:"RETRY_SPACING, default=1s"`
 	// MaxAttempts is the processor's quarantine threshold on its own attempt counter (relative
@@ -129,6 +144,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CRMRateRefresh <= 0 {
 		errs = append(errs, fmt.Errorf("CRM_RATE_REFRESH=%v: want > 0", c.CRMRateRefresh))
+	}
+	if c.DrainInterval <= 0 || c.DrainBatch < 1 || c.DrainInFlight < 0 || c.OutboxDelay <= 0 {
+		errs = append(errs, errors.New("DRAIN_INTERVAL, DRAIN_BATCH and OUTBOX_DELAY must be positive, DRAIN_IN_FLIGHT at least 0"))
 	}
 	if c.LeaseDuration <= 0 || c.ProcessBudget <= 0 {
 		errs = append(errs, errors.New("LEASE_DURATION and PROCESS_BUDGET must be positive"))

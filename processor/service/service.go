@@ -47,7 +47,8 @@ var run = app.Runner("processor", func(ctx context.Context, cfg *Config, d app.D
 	return New(ctx, cfg, d)
 })
 
-// Service is the built processor: the push endpoint and health.
+// Service is the built processor: the push endpoint and health, and the drain of parked
+// events running beside them.
 type Service struct {
 	handler http.Handler
 	closers []func()
@@ -85,15 +86,23 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 	if err != nil {
 		return nil, err
 	}
+	drain, closeDrainOutbox := newDrainer(cfg, deps)
+	s.closers = append(s.closers, closeDrainOutbox)
 	h := &push.Handler{
 		Store: st,
 		Lease: store.LeasePolicy{Owner: cfg.InstanceID, TTL: cfg.LeaseDuration, MaxAttempts: cfg.MaxAttempts,
 			Retention: cfg.EventRetention},
-		DLQ:     pub,
-		Routes:  routes(ctx, cfg, st, raw, ids, &s.closers),
-		Budget:  cfg.ProcessBudget,
-		Metrics: push.NewMetrics(),
+		DLQ:        pub,
+		Routes:     routes(ctx, cfg, st, raw, ids, &s.closers, drain.Kick),
+		Budget:     cfg.ProcessBudget,
+		Metrics:    push.NewMetrics(),
+		ParkOnOpen: cfg.ParkOnOpenCircuit,
 	}
+	stopDrain, err := startDrain(ctx, cfg, drain, h.Routes)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, stopDrain)
 	var breakers []*breaker.Breaker
 	for _, r := range h.Routes {
 		if b, ok := r.Gate.(*breaker.Breaker); ok {
@@ -125,7 +134,8 @@ func New(ctx context.Context, cfg *Config, deps app.Deps) (_ *Service, err error
 // Handler serves POST /pubsub/push, /healthz and /readyz.
 func (s *Service) Handler() http.Handler { return s.handler }
 
-// Close flushes the DLQ publisher and unregisters the breaker gauge.
+// Close stops the drain of parked events, flushes the publishers and unregisters the breaker
+// gauge.
 func (s *Service) Close() error {
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
@@ -138,7 +148,10 @@ func (s *Service) Close() error {
 // (identity when ids is not nil). The limiter sits outside the breaker so that a long wait for a
 // token never counts as a CRM failure; identity runs after enrichment, which gives thin events
 // their email and phone.
-func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive, ids func(string) identity.Config, closers *[]func()) map[string]push.Route {
+//
+// onClosed (may be nil) is told the CRM's name whenever its circuit closes (the drain of
+// parked events).
+func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Archive, ids func(string) identity.Config, closers *[]func(), onClosed func(string)) map[string]push.Route {
 	// One client per CRM: each request is a client span and is measured with the CRM's name.
 	client := func(name string, routes []string) *http.Client {
 		return &http.Client{Timeout: 15 * time.Second, Transport: crm.Transport(name, nil, routes...)}
@@ -168,7 +181,7 @@ func routes(ctx context.Context, cfg *Config, st *store.Store, raw *archive.Arch
 	policy.Spacing = cfg.RetrySpacing
 	out := map[string]push.Route{}
 	for name, a := range adapters {
-		b := breaker.New(name, cfg.BreakerThreshold, cfg.BreakerCooldown, healthWriter(ctx, st, name))
+		b := breaker.New(name, cfg.BreakerThreshold, cfg.BreakerCooldown, onBreakerChange(name, healthWriter(ctx, st, name), onClosed))
 		mws := []crm.Middleware{retry.Middleware(policy), enrich.Middleware(meta)}
 		route := push.Route{Gate: b}
 		if ids != nil {

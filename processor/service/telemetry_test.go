@@ -173,8 +173,10 @@ func TestTelemetryOutcomes(t *testing.T) {
 	}{
 		{"quarantined", func() { fake.FailNext(fakecrm.Failure{Count: 1, Status: 400, ErrorCode: "INVALID_FIELD"}) }, "quarantined", "permanent"},
 		{"rate limited then succeeded", func() { fake.SetFaults(fakecrm.Faults{Throttle: 1, RetryAfterSec: 0}) }, "succeeded", ""},
-		{"outage opens the circuit", func() { fake.SetFaults(fakecrm.Faults{Outage: true}) }, "failed", "outage"},
-		{"circuit open", func() {}, "circuit_open", "outage"},
+		// Parked (PARK_ON_OPEN_CIRCUIT defaults to true): by the call that opens the circuit, and
+		// at arrival while it is open.
+		{"outage opens the circuit", func() { fake.SetFaults(fakecrm.Faults{Outage: true}) }, "parked", "outage"},
+		{"circuit open", func() {}, "parked", "outage"},
 	}
 	for i, st := range steps {
 		t.Run(st.name, func(t *testing.T) {

@@ -109,8 +109,12 @@ func seedWaiting(t *testing.T, prefix string, n int, s store.State, ago time.Dur
 		ev := newEvent(fmt.Sprintf("%s-%d-%s", prefix, i, nonce()))
 		doc := &store.EventDoc{IdempotencyKey: ev.IdempotencyKey, EventID: ev.EventID, Source: ev.Source, EventType: ev.EventType,
 			Event: ev, State: s, CreatedAt: time.Now().UTC().Add(-ago), Attempts: 1}
-		if s == store.StateFailed {
-			doc.FailureClass, doc.ErrorMessage = "outage", "salesforce circuit open"
+		switch s {
+		case store.StateFailed:
+			doc.FailureClass, doc.ErrorMessage = "retryable", "salesforce 503"
+		case store.StateParked:
+			// As the processor parks a lead while the CRM's circuit is open.
+			doc.FailureClass, doc.ErrorMessage, doc.ParkedAt, doc.AttemptsBase = "outage", "salesforce circuit open", time.Now().UTC(), 1
 		}
 		if err := st.CreateEvent(context.Background(), doc); err != nil {
 			t.Fatal(err)
@@ -128,12 +132,12 @@ func setCircuit(t *testing.T, crm string, state store.CRMState) {
 	}
 }
 
-// During a CRM outage nothing is in the DLQ yet, but the overview shows the leads in flight,
-// the oldest one's age, the open circuit, and lists the waiting leads; GET /v1/overview says
-// the same.
+// During a CRM outage nothing is in the DLQ yet, but the overview shows the leads in flight
+// (received, and parked while the circuit is open), the oldest one's age, the open circuit,
+// and lists the waiting leads; GET /v1/overview says the same.
 func TestConsoleOverviewDuringOutage(t *testing.T) {
 	reset(t)
-	waiting := append(seedWaiting(t, "outage-r", 3, store.StateReceived, 3*time.Minute), seedWaiting(t, "outage-f", 2, store.StateFailed, 90*time.Second)...)
+	waiting := append(seedWaiting(t, "outage-r", 3, store.StateReceived, 3*time.Minute), seedWaiting(t, "outage-p", 2, store.StateParked, 90*time.Second)...)
 	setCircuit(t, "salesforce", store.CRMOpen)
 	// One lead went through before the outage, one minute ago.
 	done := newEvent("outage-ok-" + nonce())
@@ -157,7 +161,7 @@ func TestConsoleOverviewDuringOutage(t *testing.T) {
 	for _, s := range o.States {
 		counts[s.State] = s.Count
 	}
-	if counts["received"] != 3 || counts["failed"] != 2 || counts["succeeded"] != 1 || counts["parked"] != 0 {
+	if counts["received"] != 3 || counts["parked"] != 2 || counts["succeeded"] != 1 || counts["failed"] != 0 {
 		t.Errorf("state counts = %v", counts)
 	}
 	var accepted, written int
@@ -187,6 +191,9 @@ func TestConsoleOverviewDuringOutage(t *testing.T) {
 		if !strings.Contains(list, id[:12]) {
 			t.Errorf("waiting leads do not list %s:\n%s", id[:12], list)
 		}
+	}
+	if n := strings.Count(list, "parked"); n != 2 {
+		t.Errorf("waiting leads show %d parked, want the 2 parked leads labelled so:\n%s", n, list)
 	}
 	if !strings.Contains(empty, "5 leads are still in flight") {
 		t.Errorf("empty DLQ note does not mention the leads in flight: %q", empty)

@@ -47,7 +47,7 @@ func NewMetrics() *Metrics {
 	// Instrument errors only come from invalid names; the no-op instruments returned with one
 	// keep the handler working.
 	outcomes, _ := m.Int64Counter("leadpipe.processor.outcomes", metric.WithUnit("{message}"),
-		metric.WithDescription("Pushed messages by CRM, outcome (succeeded, duplicate, failed, quarantined, lease_held, circuit_open, malformed, unusable, terminal, superseded, store_unavailable, dlq_unavailable) and failure class."))
+		metric.WithDescription("Pushed messages by CRM, outcome (succeeded, duplicate, failed, quarantined, parked, lease_held, circuit_open, malformed, unusable, terminal, superseded, store_unavailable, dlq_unavailable) and failure class."))
 	attempts, _ := m.Int64Histogram("leadpipe.processor.delivery_attempt", metric.WithUnit("{attempt}"),
 		metric.WithDescription("Pub/Sub's deliveryAttempt hint of each pushed message (present with a dead-letter policy)."),
 		metric.WithExplicitBucketBoundaries(1, 2, 3, 4, 5, 6, 8, 10))

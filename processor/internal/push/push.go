@@ -37,6 +37,7 @@ type Lifecycle interface {
 	ClaimFirst(ctx context.Context, ev *event.Event, p store.LeasePolicy, fd store.FirstDelivery) (*store.Lease, error)
 	Complete(ctx context.Context, l *store.Lease, r store.Result, att *store.Attempt) (store.State, error)
 	Fail(ctx context.Context, l *store.Lease, r store.Reason, att *store.Attempt) (store.State, error)
+	Park(ctx context.Context, l *store.Lease, r store.Reason, att *store.Attempt) (store.State, error)
 	Quarantine(ctx context.Context, l *store.Lease, r store.Reason, att *store.Attempt) (store.EventDoc, error)
 	MarkDLQPublished(ctx context.Context, docID string) error
 	Resolve(ctx context.Context, docID string) (bool, error)
@@ -60,16 +61,20 @@ type Route struct {
 
 // Handler handles POST /pubsub/push. It is safe for concurrent use. Statuses:
 //
-//	200 ack: succeeded, duplicate (already succeeded), terminal (quarantined or discarded), parked,
+//	200 ack: succeeded, duplicate (already succeeded), terminal (quarantined or discarded),
+//	    parked (already, or now: with ParkOnOpen, the CRM's circuit was open at arrival or
+//	    opened during the call; the drain republishes it once the circuit closes),
 //	    quarantined now (and published to leads-dlq), malformed envelope or unusable event
 //	    (recorded in the log, and published to leads-dlq when the message is readable)
 //	429 nack: another instance holds a live lease on the event; retry after backoff
-//	503 nack: a retryable failure outlasted the in-request retries, the CRM's circuit is open,
-//	    Firestore or the DLQ publish failed, or a newer claim superseded this one
+//	503 nack: a retryable failure outlasted the in-request retries, the CRM's circuit is open
+//	    (crm_circuit_open before the claim, or failed with class outage, only without
+//	    ParkOnOpen), Firestore or the DLQ publish failed, or a newer claim superseded this one
 //	500 nack: an unexpected internal error
 //
 // Every non-2xx makes Pub/Sub redeliver (and slows the subscription), so only real failures
-// answer one.
+// answer one. An open circuit is not one: a nack would wait out Pub/Sub's backoff (and spend
+// delivery attempts) after the CRM is back, so the event is parked instead.
 type Handler struct {
 	Store Lifecycle
 	// Lease is the claim policy: this instance as owner, the lease's TTL, the quarantine
@@ -77,6 +82,9 @@ type Handler struct {
 	Lease  store.LeasePolicy
 	DLQ    Publisher
 	Routes map[string]Route
+	// ParkOnOpen parks an event whose CRM's circuit is open (at arrival, or opened during the
+	// call) and acks, instead of answering 503 (PARK_ON_OPEN_CIRCUIT, default true).
+	ParkOnOpen bool
 	// Budget bounds the work of one request, well under the subscription's ack deadline.
 	Budget time.Duration
 	// MaxBody bounds the envelope; default 1 MiB.
@@ -145,14 +153,16 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 		crmName = ev.Routing.CRM
 	}
 	annotate(span, &ev)
-	if known && route.Gate != nil && route.Gate.Open() {
+	circuitOpen := known && route.Gate != nil && route.Gate.Open()
+	if circuitOpen && !h.ParkOnOpen {
 		log.InfoContext(ctx, "lead waiting: CRM circuit open", "crm", crmName)
 		return answer{status: http.StatusServiceUnavailable, Outcome: "crm_circuit_open", Class: string(failure.Outage)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.Budget)
 	defer cancel()
 	fd := store.FirstDelivery{Version: pushmsg.ParseVersion(msg.Attributes[pushmsg.AttrDocVersion]), MessageID: msg.MessageID}
-	if known && route.Contact != nil && !fd.Version.IsZero() {
+	// An event parked at arrival never reaches the identity step, so its claim settles no contact.
+	if known && route.Contact != nil && !fd.Version.IsZero() && !circuitOpen {
 		fd.Contact = route.Contact(&ev)
 	}
 	lease, err := h.Store.ClaimFirst(ctx, &ev, h.Lease, fd)
@@ -177,6 +187,12 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	if !known {
 		return h.quarantine(ctx, env, lease, &att, failure.New(failure.Permanent, 0, "no CRM adapter configured for "+ev.Routing.CRM))
 	}
+	if circuitOpen {
+		// Claimed so that the park is fenced and recorded; the CRM is not called.
+		fe := failure.New(failure.Outage, 0, crmName+" circuit open")
+		att.Class, att.Message = fe.Class, fe.Message
+		return h.park(ctx, lease, &att, fe)
+	}
 	var tries atomic.Int32
 	start := time.Now()
 	// The lease rides along so the identity step in the chain can fence its store writes.
@@ -190,11 +206,17 @@ func (h *Handler) handle(ctx context.Context, r *http.Request) (a answer) {
 	}
 	fe := classified(cerr)
 	att.Class, att.Code, att.Message = fe.Class, fe.Code, fe.Message
-	v, fe := decide(fe, lease.Relative, h.Lease.MaxAttempts)
-	if v == verdictFail {
+	// Open now: the call failed on the breaker, or waited out its budget for a send token while
+	// the circuit opened (the limiter sits outside the breaker).
+	openNow := route.Gate != nil && route.Gate.Open()
+	switch v, fe := decide(fe, lease.Relative, h.Lease.MaxAttempts, h.ParkOnOpen, openNow); v {
+	case verdictFail:
 		return h.fail(wctx, lease, &att, fe)
+	case verdictPark:
+		return h.park(wctx, lease, &att, fe)
+	default:
+		return h.quarantine(wctx, env, lease, &att, fe)
 	}
-	return h.quarantine(wctx, env, lease, &att, fe)
 }
 
 // verdict is what a failed attempt does to its event.
@@ -205,15 +227,22 @@ const (
 	verdictFail verdict = iota
 	// verdictQuarantine dead-letters the event now, with its reason, and acks.
 	verdictQuarantine
+	// verdictPark parks the event until its CRM's circuit closes, without charge, and acks.
+	verdictPark
 )
 
 // decide is the retry/quarantine policy for a classified CRM failure on the event's attempt
 // relative (counted since its last replay) out of maxAttempts: an outage (the circuit is open)
-// fails without charge; a retryable failure fails until the attempts run out, then quarantines
-// with "gave up after n attempts"; conflict, permanent and auth quarantine at once (conflicts
-// were already retried in-request). It returns the failure to record.
-func decide(fe *failure.Error, relative, maxAttempts int) (verdict, *failure.Error) {
+// parks when park is set and otherwise fails, without charge either way; with park, a
+// retryable failure while the circuit is open (circuitOpen: the CRM is down, the event would
+// only be parked on its redelivery) parks too; otherwise a retryable failure fails until the
+// attempts run out, then quarantines with "gave up after n attempts"; conflict, permanent and
+// auth quarantine at once (conflicts were already retried in-request). It returns the failure
+// to record.
+func decide(fe *failure.Error, relative, maxAttempts int, park, circuitOpen bool) (verdict, *failure.Error) {
 	switch {
+	case park && (fe.Class == failure.Outage || fe.Class == failure.Retryable && circuitOpen):
+		return verdictPark, fe
 	case fe.Class == failure.Outage:
 		return verdictFail, fe
 	case fe.Class == failure.Retryable && relative < maxAttempts:
@@ -284,6 +313,23 @@ func (h *Handler) fail(ctx context.Context, lease *store.Lease, att *store.Attem
 	}
 	logging.FromContext(ctx).InfoContext(ctx, "lead failed, will be retried", "failure_class", fe.Class, "code", fe.Code, "attempt", lease.Attempt)
 	return answer{status: http.StatusServiceUnavailable, Outcome: "failed", Attempt: lease.Attempt, Class: string(fe.Class)}
+}
+
+// park holds the event until its CRM's circuit closes (nothing charged to its attempts) and
+// acks: the drain (processor/internal/park) republishes it then.
+func (h *Handler) park(ctx context.Context, lease *store.Lease, att *store.Attempt, fe *failure.Error) answer {
+	_, err := h.Store.Park(ctx, lease, store.ReasonOf(fe), att)
+	switch {
+	case errors.Is(err, store.ErrFenceSuperseded):
+		h.record(ctx, lease, att, store.AttemptSuperseded)
+		return answer{status: http.StatusServiceUnavailable, Outcome: "superseded", Attempt: lease.Attempt}
+	case err != nil:
+		logging.FromContext(ctx).ErrorContext(ctx, "park not written", "error", err.Error())
+		h.record(ctx, lease, att, store.AttemptFailed)
+		return answer{status: http.StatusServiceUnavailable, Outcome: "store_unavailable", Attempt: lease.Attempt, Class: string(fe.Class)}
+	}
+	logging.FromContext(ctx).InfoContext(ctx, "lead parked: CRM circuit open", "crm", lease.Doc.Event.Routing.CRM, "attempt", lease.Attempt)
+	return answer{status: http.StatusOK, Outcome: "parked", Attempt: lease.Attempt, Class: string(fe.Class)}
 }
 
 func (h *Handler) quarantine(ctx context.Context, env *pushmsg.Envelope, lease *store.Lease, att *store.Attempt, fe *failure.Error) answer {

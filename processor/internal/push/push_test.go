@@ -51,6 +51,12 @@ func (f *fakeLifecycle) Fail(_ context.Context, _ *store.Lease, r store.Reason, 
 	return f.state, f.verdictErr
 }
 
+func (f *fakeLifecycle) Park(_ context.Context, _ *store.Lease, r store.Reason, _ *store.Attempt) (store.State, error) {
+	f.calls = append(f.calls, "park")
+	f.reasons = append(f.reasons, r)
+	return f.state, f.verdictErr
+}
+
 func (f *fakeLifecycle) Quarantine(_ context.Context, l *store.Lease, r store.Reason, _ *store.Attempt) (store.EventDoc, error) {
 	f.calls = append(f.calls, "quarantine")
 	f.reasons = append(f.reasons, r)
@@ -129,6 +135,7 @@ func TestPushOutcomes(t *testing.T) {
 		body        string
 		upsert      crm.Func
 		open        bool
+		park        bool // ParkOnOpen
 		claimErr    error
 		verdictErr  error
 		state       store.State
@@ -144,6 +151,10 @@ func TestPushOutcomes(t *testing.T) {
 		{name: "invalid event", body: envelope(invalidData), wantStatus: 200, wantOutcome: "unusable", wantClass: failure.Permanent, wantDLQ: 1},
 		{name: "unusable, dlq down", body: envelope([]byte("not json")), dlqErr: errors.New("down"), wantStatus: 503, wantOutcome: "dlq_unavailable"},
 		{name: "circuit open", body: envelope(good), upsert: ok, open: true, wantStatus: 503, wantOutcome: "crm_circuit_open", wantClass: failure.Outage},
+		{name: "circuit open, parked", body: envelope(good), upsert: ok, open: true, park: true, wantStatus: 200, wantOutcome: "parked", wantClass: failure.Outage, wantCalls: "claim park"},
+		{name: "circuit open, already succeeded", body: envelope(good), upsert: ok, open: true, park: true, claimErr: store.ErrSucceeded, wantStatus: 200, wantOutcome: "duplicate", wantCalls: "claim"},
+		{name: "circuit open, park superseded", body: envelope(good), upsert: ok, open: true, park: true, verdictErr: store.ErrFenceSuperseded, wantStatus: 503, wantOutcome: "superseded", wantCalls: "claim park attempt:superseded"},
+		{name: "circuit open, park not written", body: envelope(good), upsert: ok, open: true, park: true, verdictErr: errStore, wantStatus: 503, wantOutcome: "store_unavailable", wantClass: failure.Outage, wantCalls: "claim park attempt:failed"},
 		{name: "already succeeded", body: envelope(good), upsert: ok, claimErr: store.ErrSucceeded, wantStatus: 200, wantOutcome: "duplicate", wantCalls: "claim"},
 		{name: "terminal", body: envelope(good), upsert: ok, claimErr: store.ErrTerminal, wantStatus: 200, wantOutcome: "terminal", wantCalls: "claim"},
 		{name: "parked", body: envelope(good), upsert: ok, claimErr: store.ErrParked, wantStatus: 200, wantOutcome: "parked", wantCalls: "claim"},
@@ -159,6 +170,9 @@ func TestPushOutcomes(t *testing.T) {
 		{name: "result not written", body: envelope(good), upsert: ok, verdictErr: errStore, wantStatus: 503, wantOutcome: "store_unavailable", wantCalls: "claim complete"},
 		{name: "retryable below the threshold", body: envelope(good), upsert: failing(failure.Retryable), wantStatus: 503, wantOutcome: "failed", wantClass: failure.Retryable, wantCalls: "claim fail"},
 		{name: "outage", body: envelope(good), upsert: failing(failure.Outage), wantStatus: 503, wantOutcome: "failed", wantClass: failure.Outage, wantCalls: "claim fail"},
+		{name: "outage, parked", body: envelope(good), upsert: failing(failure.Outage), park: true, wantStatus: 200, wantOutcome: "parked", wantClass: failure.Outage, wantCalls: "claim park"},
+		{name: "retryable with parking on", body: envelope(good), upsert: failing(failure.Retryable), park: true, wantStatus: 503, wantOutcome: "failed", wantClass: failure.Retryable, wantCalls: "claim fail"},
+		{name: "permanent with parking on", body: envelope(good), upsert: failing(failure.Permanent), park: true, wantStatus: 200, wantOutcome: "quarantined", wantClass: failure.Permanent, wantCalls: "claim quarantine mark_dlq", wantDLQ: 1},
 		{name: "failure not written", body: envelope(good), upsert: failing(failure.Retryable), verdictErr: errStore, wantStatus: 503, wantOutcome: "failed", wantClass: failure.Retryable, wantCalls: "claim fail attempt:failed"},
 		{name: "permanent", body: envelope(good), upsert: failing(failure.Permanent), wantStatus: 200, wantOutcome: "quarantined", wantClass: failure.Permanent, wantCalls: "claim quarantine mark_dlq", wantDLQ: 1},
 		{name: "auth", body: envelope(good), upsert: failing(failure.Auth), wantStatus: 200, wantOutcome: "quarantined", wantClass: failure.Auth, wantCalls: "claim quarantine mark_dlq", wantDLQ: 1},
@@ -171,7 +185,7 @@ func TestPushOutcomes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			lc := &fakeLifecycle{claimErr: tt.claimErr, verdictErr: tt.verdictErr, state: tt.state}
 			pub := &fakeDLQ{err: tt.dlqErr}
-			h := &Handler{Store: lc, DLQ: pub, Budget: time.Second,
+			h := &Handler{Store: lc, DLQ: pub, Budget: time.Second, ParkOnOpen: tt.park,
 				Lease: store.LeasePolicy{Owner: "p-1", TTL: time.Minute, MaxAttempts: 5}}
 			if tt.upsert != nil {
 				h.Routes = map[string]Route{"salesforce": {Upserter: tt.upsert, Gate: gate(tt.open)}}
@@ -207,23 +221,66 @@ func TestDecide(t *testing.T) {
 	tests := []struct {
 		class    failure.Class
 		relative int
+		park     bool
+		open     bool // the circuit is open after the call
 		want     verdict
 		wantMsg  string
 	}{
-		{failure.Outage, 1, verdictFail, "crm said no"},
-		{failure.Outage, 99, verdictFail, "crm said no"}, // never charged, never quarantined for it
-		{failure.Retryable, 1, verdictFail, "crm said no"},
-		{failure.Retryable, 4, verdictFail, "crm said no"},
-		{failure.Retryable, 5, verdictQuarantine, "gave up after 5 attempts: crm said no"},
-		{failure.Conflict, 1, verdictQuarantine, "crm said no"},
-		{failure.Permanent, 1, verdictQuarantine, "crm said no"},
-		{failure.Auth, 1, verdictQuarantine, "crm said no"},
+		{failure.Outage, 1, false, true, verdictFail, "crm said no"},
+		{failure.Outage, 99, false, true, verdictFail, "crm said no"}, // never charged, never quarantined for it
+		{failure.Outage, 1, true, true, verdictPark, "crm said no"},
+		{failure.Outage, 99, true, false, verdictPark, "crm said no"},
+		{failure.Retryable, 1, false, false, verdictFail, "crm said no"},
+		{failure.Retryable, 1, false, true, verdictFail, "crm said no"},
+		{failure.Retryable, 4, true, false, verdictFail, "crm said no"}, // a closed circuit: the CRM is up
+		{failure.Retryable, 2, true, true, verdictPark, "crm said no"},  // e.g. no send token before the circuit opened
+		{failure.Retryable, 5, true, true, verdictPark, "crm said no"},  // not quarantined while the CRM is down
+		{failure.Retryable, 5, false, false, verdictQuarantine, "gave up after 5 attempts: crm said no"},
+		{failure.Retryable, 5, true, false, verdictQuarantine, "gave up after 5 attempts: crm said no"},
+		{failure.Conflict, 1, true, true, verdictQuarantine, "crm said no"},
+		{failure.Permanent, 1, false, false, verdictQuarantine, "crm said no"},
+		{failure.Permanent, 1, true, true, verdictQuarantine, "crm said no"},
+		{failure.Auth, 1, true, true, verdictQuarantine, "crm said no"},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s/%d", tt.class, tt.relative), func(t *testing.T) {
-			v, fe := decide(failure.New(tt.class, 503, "crm said no"), tt.relative, 5)
+		t.Run(fmt.Sprintf("%s/%d/park=%v/open=%v", tt.class, tt.relative, tt.park, tt.open), func(t *testing.T) {
+			v, fe := decide(failure.New(tt.class, 503, "crm said no"), tt.relative, 5, tt.park, tt.open)
 			if v != tt.want || fe.Message != tt.wantMsg || fe.Class != tt.class || fe.Code != 503 {
 				t.Errorf("got %v %+v, want %v with class %s message %q", v, fe, tt.want, tt.class, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// flipGate is a circuit that opens during the CRM call.
+type flipGate struct{ open bool }
+
+func (g *flipGate) Open() bool { return g.open }
+
+// TestPushParksWhenCircuitOpensDuringCall: a retryable failure (here: no send token in time)
+// while the circuit opened meanwhile parks the event, uncharged, instead of nacking it; without
+// parking it fails as before.
+func TestPushParksWhenCircuitOpensDuringCall(t *testing.T) {
+	good, _ := json.Marshal(validEvent())
+	for _, park := range []bool{true, false} {
+		t.Run(fmt.Sprintf("park=%v", park), func(t *testing.T) {
+			g := &flipGate{}
+			up := crm.Func(func(context.Context, *event.Event) (crm.Result, error) {
+				g.open = true
+				return crm.Result{}, failure.New(failure.Retryable, 0, "crm send rate: no token within the wait budget")
+			})
+			lc := &fakeLifecycle{}
+			h := &Handler{Store: lc, DLQ: &fakeDLQ{}, Budget: time.Second, ParkOnOpen: park,
+				Lease:  store.LeasePolicy{Owner: "p-1", TTL: time.Minute, MaxAttempts: 5},
+				Routes: map[string]Route{"salesforce": {Upserter: up, Gate: g}}}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/pubsub/push", strings.NewReader(envelope(good))))
+			wantStatus, wantCalls := 200, "claim park"
+			if !park {
+				wantStatus, wantCalls = 503, "claim fail"
+			}
+			if rec.Code != wantStatus || strings.Join(lc.calls, " ") != wantCalls {
+				t.Errorf("got %d after %v, want %d after %q", rec.Code, lc.calls, wantStatus, wantCalls)
 			}
 		})
 	}
