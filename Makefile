@@ -46,7 +46,7 @@ lint:
 	@out=$$(gofmt -l $(DIRS)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: the pipeline benchmark of issue 12 on `devstack up --processes` stacks (about 10
+## bench: the pipeline benchmark of issue 12 on `devstack up --processes` stacks (about 5
 ## minutes): writes bench/results.md and bench/results.json. BENCH_ARGS="--steady=30s" for a
 ## quicker run (the committed results use the default 60 s), BENCH_ARGS="--only=a,f" for some.
 bench:
