@@ -73,6 +73,18 @@ func ClearTime(leads []Lead, up, end time.Time, slack time.Duration) (time.Time,
 	return time.Time{}, false
 }
 
+// FirstInCRM is the earliest time after t at which a lead reached the CRM: after an outage, the
+// breaker's successful probe, when the circuit closes and the drain starts.
+func FirstInCRM(leads []Lead, t time.Time) (time.Time, bool) {
+	var first time.Time
+	for _, l := range leads {
+		if !l.InCRM.IsZero() && l.InCRM.After(t) && (first.IsZero() || l.InCRM.Before(first)) {
+			first = l.InCRM
+		}
+	}
+	return first, !first.IsZero()
+}
+
 // Backlog is the number of leads accepted before up and not in the CRM at up.
 func Backlog(leads []Lead, up time.Time) int {
 	n := 0

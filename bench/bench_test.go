@@ -61,6 +61,12 @@ func TestClearTimeAndBacklog(t *testing.T) {
 	if n := Backlog(leads, up); n != 2 {
 		t.Errorf("backlog = %d, want 2", n)
 	}
+	if first, ok := FirstInCRM(leads, up); !ok || !first.Equal(at(10.5)) {
+		t.Errorf("first in the CRM after up = %v %v, want %v (the probe)", first.Sub(t0), ok, at(10.5).Sub(t0))
+	}
+	if _, ok := FirstInCRM(leads, at(20)); ok {
+		t.Error("first in the CRM after the last record: want none")
+	}
 	got, ok := ClearTime(leads, up, at(14), 500*time.Millisecond)
 	if !ok || !got.Equal(at(12)) {
 		t.Errorf("clear = %v %v, want %v", got.Sub(t0), ok, at(12).Sub(t0))
