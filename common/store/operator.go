@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -238,7 +240,7 @@ func (s *Store) intend(ctx context.Context, a Action, verb string, decide Decisi
 		if doc != nil {
 			fence = doc.Fence
 		}
-		pend = &PendingAction{Verb: verb, Actor: a.Actor, Reason: a.Reason, JobID: a.JobID, Outcome: a.Outcome,
+		pend = &PendingAction{ID: intentID(), Verb: verb, Actor: a.Actor, Reason: a.Reason, JobID: a.JobID, Outcome: a.Outcome,
 			ReplayID: a.ReplayID, Fence: fence, At: now}
 		return tx.Update(s.dlqRef(a.ID), []firestore.Update{{Path: "pending", Value: pend}, {Path: fUpdatedAt, Value: now}})
 	})
@@ -373,7 +375,14 @@ func (s *Store) recoverPending(ctx context.Context, id string) error {
 
 // samePending reports whether the record still carries the intent p.
 func samePending(cur, p *PendingAction) bool {
-	return cur != nil && cur.Verb == p.Verb && cur.Fence == p.Fence && cur.ReplayID == p.ReplayID && cur.At.Equal(p.At)
+	return cur != nil && cur.ID == p.ID
+}
+
+// intentID is a fresh random intent id.
+func intentID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // eventOrNil reads the event document; nil (and no error) when there is none.

@@ -133,6 +133,9 @@ type DLQRecord struct {
 // event changes, so that an action interrupted between the two databases is completed (or
 // rolled back) with its actor and reason by the next one to touch the record.
 type PendingAction struct {
+	// ID names this intent (random): step 3 and the recovery act only on the intent they read.
+	// (Not the time: Google's emulator stores timestamps coarser than the clock.)
+	ID       string `firestore:"id" json:"id"`
 	Verb     string `firestore:"verb" json:"verb"` // replay, discard
 	Actor    string `firestore:"actor" json:"actor"`
 	Reason   string `firestore:"reason" json:"reason"`

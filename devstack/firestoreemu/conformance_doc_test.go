@@ -223,6 +223,20 @@ func TestCommitAtomicityAndTimes(t *testing.T) {
 		_, err = col.Doc("fresh").Get(ctx)
 		wantCode(t, "Get of the batch's other write", err, codes.NotFound)
 	})
+	t.Run("timestamp values keep at most microseconds", func(t *testing.T) {
+		// Firestore rounds stored timestamps down to the microsecond (Google's emulator to the
+		// millisecond): a time compared after a round trip must not rely on nanoseconds.
+		written := time.Date(2026, 12, 1, 12, 0, 0, 123456789, time.UTC)
+		mustSet(t, ctx, col.Doc("ts"), map[string]any{"at": written})
+		snap, err := col.Doc("ts").Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := snap.Data()["at"].(time.Time)
+		if got.Nanosecond()%1000 != 0 || got.After(written) || written.Sub(got) >= time.Millisecond {
+			t.Errorf("read back %v for %v: want it rounded down to (at most) the millisecond, at microsecond precision", got.Format(time.RFC3339Nano), written.Format(time.RFC3339Nano))
+		}
+	})
 	t.Run("commit times strictly increase", func(t *testing.T) {
 		d := col.Doc("seq")
 		var last time.Time

@@ -231,6 +231,9 @@ func validateValue(v *pb.Value, depth int) error {
 		if err := x.TimestampValue.CheckValid(); err != nil {
 			return invalidArg("invalid timestamp: %v", err)
 		}
+		// Firestore keeps timestamps to the microsecond ("any additional precision is rounded
+		// down"), so a nanosecond read back differs from the time written; store them as it does.
+		x.TimestampValue.Nanos -= x.TimestampValue.Nanos % 1000
 	case *pb.Value_ArrayValue:
 		for _, e := range x.ArrayValue.GetValues() {
 			if _, nested := e.GetValueType().(*pb.Value_ArrayValue); nested {
