@@ -299,6 +299,14 @@ func TestE2E_ReplayWithTheGraphAPIDownUsesTheArchivedLead(t *testing.T) {
 		t.Errorf("fetched_ref: got %q, want %q", d.Event.Enrich.Refs["fetched_ref"], want)
 	}
 
+	// The DLQ record comes from the replayer's intake of the dead-letter message, after the
+	// event's quarantine: wait for it before replaying (Google's emulator pushes later).
+	eventually(t, 30*time.Second, "DLQ record of the quarantined lead", func() (bool, string) {
+		if _, err := s.GetDLQ(t.Context(), metaDocID(id)); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
 	st.CRM.SetMetaFaults(fakecrm.MetaFaults{Outage: true})
 	st.CRM.SetFaults(fakecrm.Faults{})
 	graphBefore := graphCalls()
