@@ -131,6 +131,39 @@ resource "google_monitoring_alert_policy" "crm_circuit_open" {
   }
 }
 
+# 4b. Leads parked for long. A parked lead is acked, so the unacked-age alert (2) no longer sees
+# it; the circuit alert (4) covers an outage, this one a drain that does not progress.
+resource "google_monitoring_alert_policy" "leads_parked" {
+  project               = var.project_id
+  display_name          = "leadpipe: leads parked"
+  combiner              = "OR"
+  notification_channels = local.alert_common.notification_channels
+  severity              = "WARNING"
+
+  conditions {
+    display_name = "leadpipe.events.parked > 0 for ${var.parked_alert_minutes} minutes"
+    condition_threshold {
+      filter          = "metric.type=\"workload.googleapis.com/leadpipe.events.parked\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "${var.parked_alert_minutes * 60}s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_MAX"
+        cross_series_reducer = "REDUCE_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Leads have been parked behind an open CRM circuit this long: the CRM is still down, or the processor's drain is not running (it needs an instance with CPU: processor min_instances >= 1, cpu_idle = false). The triage page lists them."
+  }
+}
+
 # 5. A source's intake fell to zero while it usually sends.
 resource "google_monitoring_alert_policy" "intake_stopped" {
   project               = var.project_id

@@ -349,3 +349,9 @@ variable "outbox_age_threshold_seconds" {
   type        = number
   default     = 300
 }
+
+variable "parked_alert_minutes" {
+  description = "Alert when leads stay parked (behind an open CRM circuit, waiting for the drain) this many minutes."
+  type        = number
+  default     = 30
+}

@@ -8,6 +8,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/leadpipe/leadpipe/common/event"
+	"github.com/leadpipe/leadpipe/common/failure"
 	"github.com/leadpipe/leadpipe/common/store"
 	"github.com/leadpipe/leadpipe/devstack/devstacktest"
 )
@@ -40,7 +42,7 @@ func TestObserveOpen(t *testing.T) {
 	}
 	defer reg.Unregister()
 
-	open := func() (int64, bool) {
+	gauge := func(name string) (int64, bool) {
 		t.Helper()
 		var rm metricdata.ResourceMetrics
 		if err := reader.Collect(ctx, &rm); err != nil {
@@ -48,18 +50,19 @@ func TestObserveOpen(t *testing.T) {
 		}
 		for _, sm := range rm.ScopeMetrics {
 			for _, m := range sm.Metrics {
-				if m.Name != "leadpipe.dlq.open" {
+				if m.Name != name {
 					continue
 				}
 				g := m.Data.(metricdata.Gauge[int64])
 				if len(g.DataPoints) != 1 {
-					t.Fatalf("leadpipe.dlq.open has %d points", len(g.DataPoints))
+					t.Fatalf("%s has %d points", name, len(g.DataPoints))
 				}
 				return g.DataPoints[0].Value, true
 			}
 		}
 		return 0, false
 	}
+	open := func() (int64, bool) { t.Helper(); return gauge("leadpipe.dlq.open") }
 	if n, ok := open(); !ok || n != 0 {
 		t.Fatalf("empty DLQ: leadpipe.dlq.open = %d (reported %v), want 0", n, ok)
 	}
@@ -83,5 +86,26 @@ func TestObserveOpen(t *testing.T) {
 	put("r4", store.DLQResolved)
 	if n, _ := open(); n != 2 {
 		t.Errorf("after resolving one: leadpipe.dlq.open = %d, want 2", n)
+	}
+
+	// leadpipe.events.parked: events parked behind an open circuit (acked, so invisible to
+	// Pub/Sub's unacked age), written through the store's own lifecycle.
+	if n, ok := gauge("leadpipe.events.parked"); !ok || n != 0 {
+		t.Fatalf("nothing parked: leadpipe.events.parked = %d (reported %v), want 0", n, ok)
+	}
+	for _, id := range []string{"p1", "p2"} {
+		ev := event.Event{SchemaVersion: event.SchemaVersion, EventID: "evt-" + id, EventType: event.TypeLeadCreated, Source: "demo",
+			SourceEventID: id, OccurredAt: now, IdempotencyKey: event.IdempotencyKey("demo", event.TypeLeadCreated, id),
+			Identity: event.Identity{Email: id + "@example.com"}, Routing: event.Routing{CRM: "salesforce", Mode: event.ModeUpsert}}
+		l, err := st.Claim(ctx, &ev, store.LeasePolicy{Owner: "p", TTL: time.Minute, MaxAttempts: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Park(ctx, l, store.Reason{Class: failure.Outage, Message: "circuit open"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := gauge("leadpipe.events.parked"); n != 2 {
+		t.Errorf("leadpipe.events.parked = %d, want 2", n)
 	}
 }
