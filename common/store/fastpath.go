@@ -129,13 +129,8 @@ func (s *Store) claimFirst(ctx context.Context, ev *event.Event, p LeasePolicy, 
 	doc.State, doc.Fence, doc.Attempts = StateProcessing, 1, 1
 	doc.LeaseOwner, doc.LeaseExpiresAt, doc.FirstAttemptAt, doc.LastAttemptAt, doc.UpdatedAt = p.Owner, l.ExpiresAt, now, now, now
 	doc.PublishedAt, doc.PublishMessageID = now, fd.MessageID
-	updates := []firestore.Update{
-		{Path: fState, Value: doc.State}, {Path: fFence, Value: doc.Fence}, {Path: fAttempts, Value: doc.Attempts},
-		{Path: fLeaseOwner, Value: doc.LeaseOwner}, {Path: fLeaseExpiresAt, Value: doc.LeaseExpiresAt},
-		{Path: "first_attempt_at", Value: now}, {Path: "last_attempt_at", Value: now},
-		{Path: fOutboxDueAt, Value: firestore.Delete}, {Path: "published_at", Value: now},
-		{Path: "publish_message_id", Value: fd.MessageID}, {Path: fUpdatedAt, Value: now},
-	}
+	updates := append(claimUpdates(&doc, now),
+		firestore.Update{Path: "published_at", Value: now}, firestore.Update{Path: "publish_message_id", Value: fd.MessageID})
 	b := s.batch()
 	var plan *ContactPlan
 	if req := fd.Contact; req != nil && req.Create && len(req.Identifiers) > 0 {
@@ -178,9 +173,7 @@ func (s *Store) fencedCommit(ctx context.Context, l *Lease, att *Attempt, outcom
 	b := s.batch().Update(s.eventRef(l.DocID), append(update(&doc, now), firestore.Update{Path: fUpdatedAt, Value: now}),
 		firestore.LastUpdateTime(l.version))
 	if att != nil {
-		a := *att
-		a.Outcome, a.FinishedAt, a.ExpireAt = outcome, now, l.ExpireAt(now)
-		b.Set(s.attemptRef(l.DocID, a.Number), a)
+		b.Set(s.attemptRef(l.DocID, att.Number), l.finished(att, outcome, now))
 	}
 	p := l.plan
 	settle := outcome == AttemptSucceeded && p != nil && p.withVerdict

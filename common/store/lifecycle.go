@@ -103,6 +103,13 @@ func (l *Lease) ExpireAt(t time.Time) time.Time {
 	return t.Add(l.retention)
 }
 
+// finished is att as recorded when the lease's attempt ended with outcome at now.
+func (l *Lease) finished(att *Attempt, outcome AttemptOutcome, now time.Time) Attempt {
+	a := *att
+	a.Outcome, a.FinishedAt, a.ExpireAt = outcome, now, l.ExpireAt(now)
+	return a
+}
+
 // Claim takes the event's lease in one transaction: state processing, fence+1, attempts+1,
 // lease (owner, expiry). It creates the event document from ev when it is missing. It returns
 // ErrSucceeded, ErrTerminal, ErrParked, ErrLeaseHeld (with the holder in the Lease) or
@@ -180,15 +187,7 @@ func (s *Store) Claim(ctx context.Context, ev *event.Event, p LeasePolicy) (*Lea
 		if cur == nil {
 			return tx.Create(ref, doc)
 		}
-		return tx.Update(ref, []firestore.Update{
-			{Path: fState, Value: doc.State}, {Path: fFence, Value: doc.Fence}, {Path: fAttempts, Value: doc.Attempts},
-			{Path: fLeaseOwner, Value: doc.LeaseOwner}, {Path: fLeaseExpiresAt, Value: doc.LeaseExpiresAt},
-			{Path: "first_attempt_at", Value: doc.FirstAttemptAt}, {Path: "last_attempt_at", Value: now},
-			// The delivery is the publish: the outbox entry is consumed (see outbox.Publish's
-			// deferred mark).
-			{Path: fOutboxDueAt, Value: firestore.Delete},
-			{Path: fUpdatedAt, Value: now},
-		})
+		return tx.Update(ref, claimUpdates(&doc, now))
 	})
 	if err == nil && exhausted {
 		err = ErrPendingDLQ
@@ -202,6 +201,18 @@ func (s *Store) Claim(ctx context.Context, ev *event.Event, p LeasePolicy) (*Lea
 		return nil, fmt.Errorf("claim %s: %w", docID, classify(err))
 	}
 	return out, nil
+}
+
+// claimUpdates are the field updates of a claim that left doc processing under its lease. The
+// delivery is the publish: the outbox entry is consumed (see outbox.Publish's deferred mark).
+func claimUpdates(doc *EventDoc, now time.Time) []firestore.Update {
+	return []firestore.Update{
+		{Path: fState, Value: doc.State}, {Path: fFence, Value: doc.Fence}, {Path: fAttempts, Value: doc.Attempts},
+		{Path: fLeaseOwner, Value: doc.LeaseOwner}, {Path: fLeaseExpiresAt, Value: doc.LeaseExpiresAt},
+		{Path: "first_attempt_at", Value: doc.FirstAttemptAt}, {Path: "last_attempt_at", Value: now},
+		{Path: fOutboxDueAt, Value: firestore.Delete},
+		{Path: fUpdatedAt, Value: now},
+	}
 }
 
 // newEventDoc builds the event document for an event whose document is missing (published by
@@ -381,8 +392,7 @@ func (s *Store) fenced(ctx context.Context, op string, l *Lease, att *Attempt, o
 		if att == nil {
 			return nil
 		}
-		a := *att
-		a.Outcome, a.FinishedAt, a.ExpireAt = outcome, now, l.ExpireAt(now)
+		a := l.finished(att, outcome, now)
 		return tx.Set(s.attemptRef(l.DocID, a.Number), a)
 	})
 	if errors.Is(err, ErrFenceSuperseded) {

@@ -66,9 +66,9 @@ func PhoneTokens(h *pii.Hasher, phone string) []string {
 	return out
 }
 
-// IndexEvent writes the lookup entries of an event document (its identity hashed with h). It is
-// idempotent: ingest calls it after creating the event and again on a duplicate delivery, which
-// repairs an index write that failed the first time.
+// IndexEvent writes the lookup entries of an event document that exists (its identity hashed
+// with h), one idempotent write each. Intake writes them with the event instead, in
+// CreateEvent's commit; this indexes a document written without them.
 func (s *Store) IndexEvent(ctx context.Context, h *pii.Hasher, doc *EventDoc) error {
 	entries := LookupTokens(h, doc.Event.Identity)
 	if len(entries) == 0 {

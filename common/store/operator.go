@@ -153,14 +153,15 @@ func (s *Store) action(ctx context.Context, a Action, verb string, decide Decisi
 		return fmt.Errorf("%s %s: %w", verb, a.ID, classify(err))
 	}
 	for try := 0; ; try++ {
-		if err := s.recoverPending(ctx, a.ID); err != nil {
-			return nil, wrap(err)
-		}
 		t, pend, decided, err := s.intend(ctx, a, verb, decide)
 		switch {
 		case decided != nil:
 			return nil, decided
 		case errors.Is(err, errPendingBusy) && try < 60:
+			// Finish the intent if it is stale; otherwise its action is still running.
+			if rerr := s.recoverPending(ctx, a.ID); rerr != nil {
+				return nil, wrap(rerr)
+			}
 			if werr := sleepCtx(ctx, 50*time.Millisecond); werr != nil {
 				return nil, werr
 			}
@@ -424,9 +425,6 @@ type Quarantine struct {
 // the lease cleared, so a processor still holding a lease cannot record a verdict over it, and
 // a later replay's quarantined -> received transition holds. It returns the stored record.
 func (s *Store) RecordDeadLetter(ctx context.Context, id string, merge DeadLetter) (*DLQRecord, error) {
-	if err := s.recoverPending(ctx, id); err != nil {
-		return nil, fmt.Errorf("record dlq %s: %w", id, classify(err))
-	}
 	doc, err := s.eventOrNil(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("record dlq %s: %w", id, err)
@@ -454,6 +452,12 @@ func (s *Store) RecordDeadLetter(ctx context.Context, id string, merge DeadLette
 	if err != nil {
 		return nil, fmt.Errorf("record dlq %s: %w", id, classify(err))
 	}
+	if out.Pending != nil {
+		// An operator action on the record: finish it if it was interrupted.
+		if err := s.recoverPending(ctx, id); err != nil {
+			return nil, fmt.Errorf("record dlq %s: %w", id, classify(err))
+		}
+	}
 	if q == nil || doc == nil || doc.State.Terminal() {
 		return out, nil
 	}
@@ -480,27 +484,39 @@ func (s *Store) RecordDeadLetter(ctx context.Context, id string, merge DeadLette
 // first; a succeeded event stays succeeded). It reports whether it did; a record in any other status, or
 // whose event has not succeeded (yet), or that does not exist, is left as it is.
 func (s *Store) Resolve(ctx context.Context, id string) (bool, error) {
-	if err := s.recoverPending(ctx, id); err != nil {
-		return false, fmt.Errorf("resolve dlq %s: %w", id, classify(err))
-	}
 	ev, err := s.eventOrNil(ctx, id)
 	if err != nil || ev == nil || ev.State != StateSucceeded {
 		return false, err
 	}
-	done := false
-	err = s.runOpsTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		done = false
-		rec, err := txDLQ(tx, s.dlqRef(id))
-		if err != nil || rec == nil || rec.Status != DLQReplayed || rec.Pending != nil {
-			return err
+	for try := 0; ; try++ {
+		done, pending := false, false
+		err = s.runOpsTx(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+			done, pending = false, false
+			rec, err := txDLQ(tx, s.dlqRef(id))
+			if err != nil || rec == nil || rec.Status == DLQResolved {
+				return err
+			}
+			if rec.Pending != nil {
+				pending = true
+				return nil
+			}
+			if rec.Status != DLQReplayed {
+				return nil
+			}
+			done = true
+			return tx.Update(s.dlqRef(id), dlqStatusUpdates(DLQResolved, ResolvedBy, s.Now()))
+		})
+		if err == nil && pending && try == 0 {
+			// An interrupted replay is finished first (a fresh one resolves on its own).
+			if err = s.recoverPending(ctx, id); err == nil {
+				continue
+			}
 		}
-		done = true
-		return tx.Update(s.dlqRef(id), dlqStatusUpdates(DLQResolved, ResolvedBy, s.Now()))
-	})
-	if err != nil {
-		return false, fmt.Errorf("resolve dlq %s: %w", id, classify(err))
+		if err != nil {
+			return false, fmt.Errorf("resolve dlq %s: %w", id, classify(err))
+		}
+		return done, nil
 	}
-	return done, nil
 }
 
 // dlqStatusUpdates are the field updates that move a DLQ record to status, by whom and when.

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"github.com/leadpipe/leadpipe/common/app"
 	"github.com/leadpipe/leadpipe/common/store"
 	"io"
 	"log/slog"
@@ -182,13 +181,6 @@ func (e *Env) Lookuper(overrides map[string]string) config.Lookuper {
 // FirestoreClient returns a client on the emulator; the caller closes it.
 func (e *Env) FirestoreClient(ctx context.Context) (*firestore.Client, error) {
 	return firestore.NewClient(ctx, e.ProjectID)
-}
-
-// Store opens the pipeline's store on the emulators as the services open it (app.OpenStore):
-// events in "(default)", DLQ records, audit and replay jobs in emulators.OpsDatabase. The
-// caller closes it.
-func (e *Env) Store(ctx context.Context) (*store.Store, func() error, error) {
-	return app.OpenStore(ctx, config.GCP{ProjectID: e.ProjectID, FirestoreDatabase: "(default)", FirestoreOpsDatabase: emulators.OpsDatabase})
 }
 
 // SplitStore is store.NewSplit on events (a client on the "(default)" database) and a new client
